@@ -1,0 +1,77 @@
+//! `cargo run --example 01-chroot -- [OPTIONS] [COMMAND]...`
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use podlab::chroot::{self, Rootfs};
+use podlab::error::{finish, Result};
+use podlab::{kernel, narrate};
+
+/// Level 1: run a command inside a chroot jail built from busybox-static.
+///
+/// Builds a root filesystem (directories, a static busybox, a link per
+/// applet), forks, and in the child calls chroot(2) and chdir("/") before
+/// execve(2) of the command. Every kernel call is told on stderr as it is
+/// made. The rootfs is removed afterwards, unless you keep it.
+#[derive(Parser)]
+#[command(
+    name = "01-chroot",
+    after_help = "Examples (as root):\n  \
+        cargo run --example 01-chroot -- ls /\n  \
+        cargo run --example 01-chroot -- sh -c 'cd /..; pwd'\n  \
+        cargo run --example 01-chroot -- --escape\n  \
+        cargo run --example 01-chroot              (an interactive shell in the jail)\n\n\
+        The same with the system's tool: chroot ROOTFS /bin/sh"
+)]
+struct Args {
+    /// Break out of the jail the classic way (mkdir, chroot, chdir ..) to show
+    /// why chroot is not isolation.
+    #[arg(long, conflicts_with = "command")]
+    escape: bool,
+
+    /// Build the rootfs in DIR, which must not exist yet (or be one podlab
+    /// built), and keep it. Default: a new directory under $TMPDIR, removed
+    /// afterwards.
+    #[arg(long, value_name = "DIR")]
+    rootfs: Option<PathBuf>,
+
+    /// Keep the temporary rootfs afterwards and say where it is.
+    #[arg(long)]
+    keep: bool,
+
+    /// The statically linked busybox to install (Debian: busybox-static).
+    #[arg(long, value_name = "PATH", default_value = chroot::BUSYBOX)]
+    busybox: PathBuf,
+
+    /// Do not narrate the kernel calls; print only the command's output.
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The command to run inside the jail, looked up in its /bin; by default
+    /// an interactive shell.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    narrate::set_quiet(args.quiet);
+    finish("01-chroot", run(args))
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    kernel::require_root("chroot(2) needs CAP_SYS_CHROOT")?;
+    let rootfs = Rootfs::create(args.rootfs.as_deref(), &args.busybox)?;
+    let exit = if args.escape {
+        chroot::demonstrate_escape(rootfs.path())?
+    } else {
+        let command = if args.command.is_empty() { vec!["sh".to_string()] } else { args.command };
+        chroot::run(rootfs.path(), &command)?
+    };
+    if args.keep || args.rootfs.is_some() {
+        let kept = rootfs.keep();
+        eprintln!("kept the rootfs at {}", kept.display());
+    }
+    Ok(exit.exit_code())
+}

@@ -1,0 +1,258 @@
+//! The one seam between podlab and the kernel.
+//!
+//! Every call that changes the kernel's state goes through a function here,
+//! and each one narrates itself before it acts. So "everything is narrated"
+//! is a property of the design rather than a habit to keep, and a reader who
+//! wants to know what a level really asks of Linux can read this file.
+//!
+//! Each function returns an [`Error`] naming the call that failed and why.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitPidFlag, WaitStatus};
+use nix::unistd::{self, ForkResult, Pid};
+
+use crate::error::{Error, Result};
+use crate::narrate;
+
+fn failed(call: String, errno: Errno) -> Error {
+    Error::new(format!("{call} failed: {} ({errno:?})", errno.desc()))
+}
+
+fn io_failed(call: String, error: std::io::Error) -> Error {
+    match error.raw_os_error() {
+        Some(code) => failed(call, Errno::from_raw(code)),
+        None => Error::new(format!("{call} failed: {error}")),
+    }
+}
+
+fn c_path(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::new(format!("the path {path:?} contains a NUL byte")))
+}
+
+/// Refuses to go on without root, saying which privilege the level needs.
+pub fn require_root(needs: &str) -> Result<()> {
+    if unistd::geteuid().is_root() {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "this needs root ({needs}): run it again with sudo, or as root in the course VM"
+        )))
+    }
+}
+
+/// Makes a new, empty, private directory named `<prefix>XXXXXX` in $TMPDIR.
+pub fn mkdtemp(prefix: &str) -> Result<PathBuf> {
+    let template = std::env::temp_dir().join(format!("{prefix}XXXXXX"));
+    let made = unistd::mkdtemp(&template).map_err(|e| failed(format!("mkdtemp({template:?})"), e))?;
+    narrate!("mkdtemp({template:?}) = {made:?}");
+    Ok(made)
+}
+
+/// mkdir(2). The mode passes through the process's umask.
+pub fn mkdir(path: &Path, mode: u32) -> Result<()> {
+    narrate!("mkdir({path:?}, {mode:#o})");
+    unistd::mkdir(path, Mode::from_bits_truncate(mode)).map_err(|e| failed(format!("mkdir({path:?})"), e))
+}
+
+/// chmod(2): sets the mode exactly, umask or not.
+pub fn chmod(path: &Path, mode: u32) -> Result<()> {
+    narrate!("chmod({path:?}, {mode:#o})");
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Mode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
+    .map_err(|e| failed(format!("chmod({path:?})"), e))
+}
+
+/// Copies a file's bytes and permissions (the kernel does it with
+/// copy_file_range(2), without the bytes passing through us).
+pub fn copy(from: &Path, to: &Path) -> Result<()> {
+    narrate!("copy({from:?}, {to:?})");
+    std::fs::copy(from, to).map(drop).map_err(|e| io_failed(format!("copy({from:?}, {to:?})"), e))
+}
+
+/// symlink(2): `link` will point at `target`, which is not checked.
+pub fn symlink(target: &Path, link: &Path) -> Result<()> {
+    narrate!("symlink({target:?}, {link:?})");
+    unistd::symlinkat(target, nix::fcntl::AT_FDCWD, link)
+        .map_err(|e| failed(format!("symlink({target:?}, {link:?})"), e))
+}
+
+/// One symlink to `target` for each name in `dir`, told as one line: the list
+/// is long and its length depends on the version of whatever provides it.
+pub fn symlink_each(target: &Path, dir: &Path, names: &[String], each: &str) -> Result<()> {
+    narrate!("symlink({target:?}, \"{}/<{each}>\") for each {each}", dir.display());
+    for name in names {
+        let link = dir.join(name);
+        unistd::symlinkat(target, nix::fcntl::AT_FDCWD, &link)
+            .map_err(|e| failed(format!("symlink({target:?}, {link:?})"), e))?;
+    }
+    Ok(())
+}
+
+/// Creates (or truncates) a file and writes `contents` into it.
+pub fn write_file(path: &Path, contents: &str) -> Result<()> {
+    narrate!("write({path:?}, {contents:?})");
+    std::fs::write(path, contents).map_err(|e| io_failed(format!("write({path:?})"), e))
+}
+
+/// Removes a directory tree: unlink(2) for each file, rmdir(2) for each
+/// directory, deepest first. Does not follow symlinks out of the tree.
+pub fn remove_dir_all(path: &Path) -> Result<()> {
+    narrate!("remove_dir_all({path:?})");
+    std::fs::remove_dir_all(path).map_err(|e| io_failed(format!("remove_dir_all({path:?})"), e))
+}
+
+/// chroot(2): from now on this process resolves "/" to `path`. Nothing
+/// else changes: not the working directory, not open files, not mounts.
+pub fn chroot(path: &Path) -> Result<()> {
+    narrate!("chroot({path:?})");
+    unistd::chroot(path).map_err(|e| failed(format!("chroot({path:?})"), e))
+}
+
+/// chdir(2).
+pub fn chdir(path: &Path) -> Result<()> {
+    narrate!("chdir({path:?})");
+    unistd::chdir(path).map_err(|e| failed(format!("chdir({path:?})"), e))
+}
+
+/// The identity of a file: its device and inode. Two paths with the same
+/// identity are the same directory, whatever their names. Only looks.
+pub fn file_id(path: &Path) -> Result<(u64, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| io_failed(format!("stat({path:?})"), e))?;
+    Ok((meta.dev(), meta.ino()))
+}
+
+/// A pipe whose ends close by themselves when this process execs.
+pub fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {
+    narrate!("pipe2(O_CLOEXEC)");
+    unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| failed("pipe2(O_CLOEXEC)".into(), e))
+}
+
+/// fork(2). In the child, narration is indented one step.
+///
+/// Only call this while the process has one thread, as every podlab example
+/// does: a forked child gets a copy of the calling thread alone.
+pub fn fork() -> Result<ForkResult> {
+    narrate!("fork()");
+    // SAFETY: podlab's examples are single-threaded when they fork, so the
+    // child's copy of memory holds no lock that another thread owned.
+    let forked = unsafe { unistd::fork() }.map_err(|e| failed("fork()".into(), e))?;
+    if let ForkResult::Child = forked {
+        narrate::enter_child();
+    }
+    Ok(forked)
+}
+
+/// execve(2): replaces this process's program. Returns only if it failed.
+pub fn execve(path: &Path, argv: &[String], env: &[String]) -> Error {
+    narrate!("execve({path:?}, {argv:?})");
+    let call = || format!("execve({path:?})");
+    let to_c = |items: &[String]| -> Result<Vec<CString>> {
+        items
+            .iter()
+            .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::new(format!("{s:?} contains a NUL byte"))))
+            .collect()
+    };
+    let (program, argv, env) = match (c_path(path), to_c(argv), to_c(env)) {
+        (Ok(p), Ok(a), Ok(e)) => (p, a, e),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return e,
+    };
+    match unistd::execve(&program, &argv, &env) {
+        Err(errno) => failed(call(), errno),
+        Ok(never) => match never {},
+    }
+}
+
+/// Waits for `child` to end and reaps it, telling how it ended.
+pub fn waitpid(child: Pid) -> Result<WaitStatus> {
+    loop {
+        match nix::sys::wait::waitpid(child, Some(WaitPidFlag::empty())) {
+            Err(Errno::EINTR) => continue,
+            Err(errno) => return Err(failed("waitpid(child)".into(), errno)),
+            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                let how = match status {
+                    WaitStatus::Exited(_, code) => format!("exited {code}"),
+                    WaitStatus::Signaled(_, signal, _) => format!("killed by {signal:?}"),
+                    _ => unreachable!("matched above"),
+                };
+                narrate!("waitpid(child) = {how}");
+                return Ok(status);
+            }
+            Ok(_) => continue,
+        }
+    }
+}
+
+/// Runs a program to its end and returns what it wrote to stdout: fork(2),
+/// execve(2) and a pipe, done by the standard library.
+pub fn run_for_output(program: &Path, args: &[&str]) -> Result<String> {
+    let name = program.file_name().unwrap_or(program.as_os_str()).to_string_lossy();
+    let argv: Vec<&str> = std::iter::once(name.as_ref()).chain(args.iter().copied()).collect();
+    narrate!("fork() + execve({program:?}, {argv:?}), reading its stdout");
+    let call = || format!("running {program:?}");
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| io_failed(call(), e))?;
+    if !output.status.success() {
+        return Err(Error::new(format!("{} ended with {}", call(), output.status)));
+    }
+    String::from_utf8(output.stdout).map_err(|_| Error::new(format!("{} printed bytes that are not UTF-8", call())))
+}
+
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+static FORWARDER: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_signal(signal: nix::libc::c_int) {
+    use nix::libc;
+    // SAFETY: getpid, kill, signal and raise are async-signal-safe.
+    unsafe {
+        if libc::getpid() != FORWARDER.load(Ordering::Relaxed) {
+            // A child that has not exec'd yet: die of the signal as it
+            // would have without us.
+            libc::signal(signal, libc::SIG_DFL);
+            libc::raise(signal);
+        } else if FORWARD_TO.load(Ordering::Relaxed) > 0 {
+            libc::kill(FORWARD_TO.load(Ordering::Relaxed), signal);
+        }
+    }
+}
+
+/// The signals that end a waiting parent (Ctrl-C, Ctrl-\, kill, a closed
+/// terminal). A parent that dies of one leaves its clean-up undone.
+const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGHUP];
+
+/// Makes this process pass those signals on to the child it is about to
+/// fork instead of dying of them, so it lives to clean up after the child.
+/// The child inherits the handler until it execs; until then it dies of
+/// them as usual.
+pub fn forward_signals_to_child() -> Result<()> {
+    narrate!("sigaction(SIGINT, SIGQUIT, SIGTERM, SIGHUP: pass on to the child)");
+    FORWARDER.store(unistd::getpid().as_raw(), Ordering::Relaxed);
+    let action = SigAction::new(SigHandler::Handler(forward_signal), SaFlags::SA_RESTART, SigSet::empty());
+    for sig in FORWARDED {
+        // SAFETY: the handler only loads an atomic and calls kill(2).
+        unsafe { signal::sigaction(sig, &action) }.map_err(|e| failed(format!("sigaction({sig:?})"), e))?;
+    }
+    Ok(())
+}
+
+/// Names the child that forwarded signals go to; 0 stops forwarding, as it
+/// must once the child is reaped and its pid may be reused.
+pub fn set_signal_target(child: Option<Pid>) {
+    FORWARD_TO.store(child.map_or(0, Pid::as_raw), Ordering::Relaxed);
+}

@@ -1,0 +1,21 @@
+//! podlab: how a Kubernetes node runs containers, built one level at a time
+//! on a real Linux kernel.
+//!
+//! Each level is a module here and a runnable example beside it, in
+//! `chapters/NN-name/`; later levels use the earlier ones. The frame they
+//! share: [`kernel`], the one seam every system call goes through, which
+//! [`narrate`]s each call; [`child`], to run set-up code in a forked child;
+//! [`error`], one plain sentence per failure; and [`scenario`], the runs that
+//! the snapshot tests record and the lab checker replays.
+
+pub mod child;
+pub mod error;
+pub mod kernel;
+pub mod narrate;
+pub mod scenario;
+
+#[path = "01-chroot/mod.rs"]
+pub mod chroot;
+
+/// The ladder, bottom up.
+pub const LEVELS: &[&scenario::Level] = &[&chroot::LEVEL];

@@ -1,0 +1,137 @@
+//! Scenarios: the runs of each level's example that the snapshot tests
+//! record and the lab checker replays against a student's code.
+//!
+//! A scenario is a command line. Running one captures stdout and stderr
+//! through one pipe, so the transcript holds the program's output and its
+//! narration in the order a terminal shows them; what varies between runs
+//! (temporary names) is normalised. The recorded transcripts live in
+//! `tests/snapshots/` and are what the book shows.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use regex::Regex;
+
+/// One level of the ladder: its example, its lab, its scenarios.
+pub struct Level {
+    pub number: u8,
+    pub name: &'static str,
+    /// The example's name, also its command in transcripts.
+    pub example: &'static str,
+    /// The cargo feature that swaps in the student's lab file.
+    pub feature: &'static str,
+    /// The file the student edits, relative to the repository.
+    pub lab_file: &'static str,
+    pub scenarios: &'static [Scenario],
+}
+
+/// One run of a level's example.
+pub struct Scenario {
+    pub name: &'static str,
+    pub args: &'static [&'static str],
+    /// What the run shows, in a few words.
+    pub shows: &'static str,
+    /// What to look at when a student's run differs from the reference.
+    pub hint: &'static str,
+}
+
+/// How long one run may take before it is killed (a lab that hangs).
+pub const TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// Runs `scenario` with the example binary `exe` and returns its transcript,
+/// as it came: [`normalize`] it before comparing it with a recorded one.
+pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String> {
+    let (read_end, write_end) = nix::unistd::pipe().map_err(io::Error::from)?;
+    let mut command = Command::new(exe);
+    command
+        .args(scenario.args)
+        // Temporary names in the transcripts start with /tmp/podlab-.
+        .env("TMPDIR", "/tmp")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(write_end.try_clone()?))
+        .stderr(Stdio::from(write_end));
+    let mut child = command.spawn()?;
+    // Our copies of the write end must go, or the read below never ends.
+    drop(command);
+
+    let reader = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        std::fs::File::from(read_end).read_to_end(&mut bytes).map(|_| bytes)
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() > TIME_LIMIT {
+            child.kill()?;
+            child.wait()?;
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let bytes = reader.join().map_err(|_| io::Error::other("the output reader panicked"))??;
+
+    let mut transcript = format!("$ {}\n", command_line(level.example, scenario.args));
+    transcript.push_str(&String::from_utf8_lossy(&bytes));
+    if !transcript.ends_with('\n') {
+        transcript.push('\n');
+    }
+    transcript.push_str(&match status.map(|s| (s.code(), s)) {
+        Some((Some(code), _)) => format!("[exit status {code}]\n"),
+        Some((None, status)) => format!("[ended by {status}]\n"),
+        None => format!("[killed after {} s: it did not end]\n", TIME_LIMIT.as_secs()),
+    });
+    Ok(transcript)
+}
+
+/// Replaces what differs from run to run with a fixed placeholder.
+pub fn normalize(text: &str) -> String {
+    static TEMP_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/tmp/podlab-[A-Za-z0-9]{6}(?-u:\b)").unwrap());
+    TEMP_NAME
+        .replace_all(text, |found: &regex::Captures| match &found[0] {
+            template @ "/tmp/podlab-XXXXXX" => template.to_string(),
+            _ => "/tmp/podlab-[id]".to_string(),
+        })
+        .into_owned()
+}
+
+/// A command line as a reader would type it, quoting what the shell would split.
+pub fn command_line(program: &str, args: &[&str]) -> String {
+    let quote = |arg: &&str| {
+        let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+        if plain {
+            arg.to_string()
+        } else {
+            format!("'{}'", arg.replace('\'', r"'\''"))
+        }
+    };
+    std::iter::once(program.to_string()).chain(args.iter().map(quote)).collect::<Vec<_>>().join(" ")
+}
+
+/// The snapshot's name: `<example>__<scenario>`.
+pub fn snapshot_name(level: &Level, scenario: &Scenario) -> String {
+    format!("{}__{}", level.example, scenario.name)
+}
+
+/// Where the reference transcript of a scenario is recorded.
+pub fn snapshot_file(level: &Level, scenario: &Scenario) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{}.snap", snapshot_name(level, scenario)))
+}
+
+/// The recorded transcript: the snapshot file without insta's header.
+pub fn recorded(level: &Level, scenario: &Scenario) -> io::Result<String> {
+    let file = snapshot_file(level, scenario);
+    let text = std::fs::read_to_string(&file)?;
+    let body = text
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.split_once("\n---\n"))
+        .map(|(_header, body)| body)
+        .ok_or_else(|| io::Error::other(format!("{} has no snapshot header", file.display())))?;
+    Ok(body.to_string())
+}

@@ -1,0 +1,193 @@
+//! Level 1: chroot. The scenarios' transcripts are snapshots (and the
+//! book's listings); the other tests check behaviour against chroot(8) and
+//! the promises made to users: refuse bad input plainly, leave nothing.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{example, needs_root_and_busybox, Scratch};
+use podlab::chroot::LEVEL;
+
+scenario_tests!(LEVEL;
+    ls => "ls",
+    cd_up => "cd-up",
+    whoami => "whoami",
+    escape => "escape",
+    quiet => "quiet",
+    no_such_command => "no-such-command",
+    dynamic_busybox => "dynamic-busybox",
+    missing_busybox => "missing-busybox",
+);
+
+struct Outcome {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(command: &mut Command) -> Outcome {
+    let output = command.stdin(Stdio::null()).output().expect("the program starts");
+    Outcome {
+        code: output.status.code().or(std::os::unix::process::ExitStatusExt::signal(&output.status).map(|s| 128 + s)),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn ours() -> Command {
+    Command::new(example("01-chroot"))
+}
+
+/// The same commands in the same rootfs, through chroot(8) (the peer, run
+/// first) and through ours: the same output and the same exit status.
+#[test]
+fn behaves_like_chroot8() {
+    if !needs_root_and_busybox("behaves_like_chroot8") {
+        return;
+    }
+    let scratch = Scratch::new("vs-chroot8");
+    let rootfs = scratch.path().join("rootfs");
+    let built = run(ours().arg("--rootfs").arg(&rootfs).args(["--quiet", "true"]));
+    assert_eq!(built.code, Some(0), "{}", built.stderr);
+
+    let commands: &[&[&str]] = &[
+        &["ls", "-a", "/"],
+        &["sh", "-c", "cd /..; pwd; cd ../..; ls"],
+        &["sh", "-c", "whoami; id"],
+        &["sh", "-c", "echo to stderr >&2; exit 7"],
+        &["sh", "-c", "kill -TERM $$"],
+        &["/bin/busybox", "true"],
+    ];
+    for command in commands {
+        let peer = run(Command::new("chroot").arg(&rootfs).args(*command));
+        let mine = run(ours().arg("--rootfs").arg(&rootfs).arg("--quiet").args(*command));
+        assert_eq!(
+            (mine.code, &mine.stdout),
+            (peer.code, &peer.stdout),
+            "{command:?}: ours (left) and chroot(8) (right) differ; our stderr: {}",
+            mine.stderr
+        );
+    }
+}
+
+#[test]
+fn refuses_without_root_and_makes_nothing() {
+    if !needs_root_and_busybox("refuses_without_root_and_makes_nothing") {
+        return;
+    }
+    // A copy the unprivileged user can surely execute, wherever the repository is.
+    let scratch = Scratch::new("not-root");
+    let binary = scratch.path().join("01-chroot");
+    std::fs::copy(example("01-chroot"), &binary).unwrap();
+    std::fs::set_permissions(scratch.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+
+    let outcome = run(Command::new(&binary).args(["ls", "/"]).uid(65534).gid(65534));
+    assert_eq!(outcome.code, Some(2));
+    assert_eq!(outcome.stdout, "");
+    assert_eq!(
+        outcome.stderr,
+        "01-chroot: this needs root (chroot(2) needs CAP_SYS_CHROOT): run it again with sudo, or as root in the course VM\n"
+    );
+}
+
+#[test]
+fn refuses_a_directory_that_is_not_ours_and_leaves_it_alone() {
+    if !needs_root_and_busybox("refuses_a_directory_that_is_not_ours") {
+        return;
+    }
+    let scratch = Scratch::new("not-ours");
+    std::fs::write(scratch.path().join("precious"), "data").unwrap();
+
+    let outcome = run(ours().arg("--rootfs").arg(scratch.path()).arg("true"));
+    assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
+    let last = outcome.stderr.lines().last().unwrap();
+    assert!(last.contains("already exists and is not a rootfs that podlab built"), "{last}");
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, ["precious"]);
+    assert_eq!(std::fs::read_to_string(scratch.path().join("precious")).unwrap(), "data");
+}
+
+#[test]
+fn refuses_a_relative_rootfs() {
+    if !needs_root_and_busybox("refuses_a_relative_rootfs") {
+        return;
+    }
+    let outcome = run(ours().args(["--rootfs", "relative/rootfs", "true"]));
+    assert_eq!(outcome.code, Some(2));
+    assert!(outcome.stderr.contains("is not an absolute path"), "{}", outcome.stderr);
+}
+
+#[test]
+fn keeps_a_named_rootfs_and_rebuilds_it_next_time() {
+    if !needs_root_and_busybox("keeps_a_named_rootfs") {
+        return;
+    }
+    let scratch = Scratch::new("keep");
+    let rootfs = scratch.path().join("rootfs");
+    for _ in 0..2 {
+        let outcome = run(ours().arg("--rootfs").arg(&rootfs).args(["sh", "-c", "touch /root/mark; ls /root"]));
+        assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+        // Rebuilt from scratch each time: the mark of the run before is gone.
+        assert_eq!(outcome.stdout, "mark\n");
+        assert!(outcome.stderr.ends_with(&format!("kept the rootfs at {}\n", rootfs.display())));
+    }
+    assert!(rootfs.join(".podlab-rootfs").exists());
+}
+
+/// Killed while its command runs, the parent passes the signal on, waits,
+/// removes the rootfs and ends as its child did.
+#[test]
+fn cleans_up_when_killed() {
+    if !needs_root_and_busybox("cleans_up_when_killed") {
+        return;
+    }
+    let mut parent = TerminateOnDrop(
+        ours().args(["sleep", "30"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap(),
+    );
+    let parent = &mut parent.0;
+    let mut stderr = BufReader::new(parent.stderr.take().unwrap());
+    let mut narration = String::new();
+    while !narration.contains("execve(\"/bin/sleep\"") {
+        assert_ne!(stderr.read_line(&mut narration).unwrap(), 0, "ended early:\n{narration}");
+    }
+    let temp_dirs = common::leftover_temp_dirs(&narration);
+    assert_eq!(temp_dirs.len(), 1, "{narration}");
+
+    // Wait until the child really is sleep, then kill the parent only.
+    let children = format!("/proc/{}/task/{}/children", parent.id(), parent.id());
+    let started = Instant::now();
+    loop {
+        let child = std::fs::read_to_string(&children).unwrap_or_default();
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.trim())).unwrap_or_default();
+        if comm.trim() == "sleep" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the child never became sleep");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(parent.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+
+    let status = parent.wait().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut narration).unwrap();
+    assert_eq!(status.code(), Some(128 + 15), "{narration}");
+    assert!(narration.contains("waitpid(child) = killed by SIGTERM"), "{narration}");
+    assert!(!std::path::Path::new(&temp_dirs[0]).exists(), "{} was left behind", temp_dirs[0]);
+}
+
+/// Ends a running example if the test fails before it does; SIGTERM, so
+/// that the example still cleans up after itself.
+struct TerminateOnDrop(std::process::Child);
+
+impl Drop for TerminateOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let _ = self.0.wait();
+        }
+    }
+}

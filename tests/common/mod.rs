@@ -1,0 +1,126 @@
+//! What every level's tests share: finding the example binaries, deciding
+//! whether a test can run here, recording scenarios as snapshots, and
+//! scratch directories that clean up after themselves.
+#![allow(dead_code)] // each test file uses its own part of this
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use podlab::scenario::{self, Level};
+
+/// The built example `name` (cargo test builds every example first).
+pub fn example(name: &str) -> PathBuf {
+    let mut dir = std::env::current_exe().expect("the test binary knows its path");
+    dir.pop();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir.join("examples").join(name)
+}
+
+/// Whether a test that needs `what` can run. Under CI=true a test that
+/// cannot run fails, saying why; elsewhere it says why it skips.
+pub fn can_run(test: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else { return true };
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test} cannot run on CI: {why}");
+    }
+    eprintln!("skipped {test}: {why}");
+    false
+}
+
+/// Root and busybox-static: what levels 1 and up need.
+pub fn needs_root_and_busybox(test: &str) -> bool {
+    let missing = if !nix::unistd::geteuid().is_root() {
+        Some("it needs root (run the tests as root, as scripts/test does)".to_string())
+    } else if !Path::new(podlab::chroot::BUSYBOX).exists() {
+        Some("busybox-static is not installed (apt-get install busybox-static)".to_string())
+    } else {
+        None
+    };
+    can_run(test, missing)
+}
+
+/// Runs a level's scenario with the reference example and compares its
+/// transcript with the recorded snapshot.
+pub fn check_scenario(level: &Level, name: &str) {
+    let scenario = level
+        .scenarios
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("level {} has no scenario {name:?}", level.number));
+    if !needs_root_and_busybox(name) {
+        return;
+    }
+    let transcript = scenario::run(&example(level.example), level, scenario).expect("the example runs");
+    let leftovers = leftover_temp_dirs(&transcript);
+    assert!(leftovers.is_empty(), "{name} left {leftovers:?} behind:\n{transcript}");
+    let transcript = scenario::normalize(&transcript);
+    insta::with_settings!({
+        snapshot_path => "../snapshots",
+        prepend_module_to_snapshot => false,
+        omit_expression => true,
+    }, {
+        insta::assert_snapshot!(scenario::snapshot_name(level, scenario), transcript);
+    });
+}
+
+/// Declares one test per scenario of a level, and a test that no scenario
+/// of the level goes without one.
+#[macro_export]
+macro_rules! scenario_tests {
+    ($level:expr; $($test:ident => $name:literal),+ $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                common::check_scenario(&$level, $name);
+            }
+        )+
+
+        #[test]
+        fn every_scenario_has_a_test() {
+            let tested = [$($name),+];
+            for scenario in $level.scenarios {
+                assert!(tested.contains(&scenario.name), "scenario {:?} has no test", scenario.name);
+            }
+        }
+    };
+}
+
+/// A directory for one test, named uniquely, removed when dropped (also
+/// when the test fails). Its name starts with /tmp/podlab-test- so that the
+/// leftover check at the end of the test run finds it if anything leaks.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(test: &str) -> Scratch {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/tmp/podlab-test-{test}-{}-{n}", std::process::id()));
+        std::fs::create_dir(&dir).expect("a fresh scratch directory");
+        Scratch(dir)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether any temporary directory of the examples' own naming exists
+/// whose name appears in `output` (the narration names the ones it makes).
+pub fn leftover_temp_dirs(output: &str) -> Vec<String> {
+    let mut dirs: Vec<String> = output
+        .split('"')
+        .filter(|word| word.starts_with("/tmp/podlab-") && !word.contains("XXXXXX"))
+        .map(|word| word.split('/').take(3).collect::<Vec<_>>().join("/"))
+        .filter(|dir| Path::new(dir).exists())
+        .collect();
+    dirs.dedup();
+    dirs
+}
