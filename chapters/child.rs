@@ -36,6 +36,7 @@ impl Exit {
     }
 }
 
+// ANCHOR: run_in_child
 /// Runs `setup` in a forked child and waits for the child to end.
 ///
 /// `setup` either execs (and so never returns), returns the code the child
@@ -75,8 +76,11 @@ pub fn run_in_child(setup: impl FnOnce() -> Result<i32>) -> Result<Exit> {
             match status {
                 WaitStatus::Exited(_, code) => Ok(Exit::Code(code)),
                 WaitStatus::Signaled(_, signal, _) => Ok(Exit::Signal(signal)),
-                other => Err(Error::new(format!("the child ended in an unexpected way: {other:?}"))),
+                other => Err(Error::new(format!(
+                    "the child ended in an unexpected way: {other:?}"
+                ))),
             }
         }
     }
 }
+// ANCHOR_END: run_in_child

@@ -54,7 +54,8 @@ pub fn require_root(needs: &str) -> Result<()> {
 /// Makes a new, empty, private directory named `<prefix>XXXXXX` in $TMPDIR.
 pub fn mkdtemp(prefix: &str) -> Result<PathBuf> {
     let template = std::env::temp_dir().join(format!("{prefix}XXXXXX"));
-    let made = unistd::mkdtemp(&template).map_err(|e| failed(format!("mkdtemp({template:?})"), e))?;
+    let made =
+        unistd::mkdtemp(&template).map_err(|e| failed(format!("mkdtemp({template:?})"), e))?;
     narrate!("mkdtemp({template:?}) = {made:?}");
     Ok(made)
 }
@@ -62,7 +63,8 @@ pub fn mkdtemp(prefix: &str) -> Result<PathBuf> {
 /// mkdir(2). The mode passes through the process's umask.
 pub fn mkdir(path: &Path, mode: u32) -> Result<()> {
     narrate!("mkdir({path:?}, {mode:#o})");
-    unistd::mkdir(path, Mode::from_bits_truncate(mode)).map_err(|e| failed(format!("mkdir({path:?})"), e))
+    unistd::mkdir(path, Mode::from_bits_truncate(mode))
+        .map_err(|e| failed(format!("mkdir({path:?})"), e))
 }
 
 /// chmod(2): sets the mode exactly, umask or not.
@@ -81,7 +83,9 @@ pub fn chmod(path: &Path, mode: u32) -> Result<()> {
 /// copy_file_range(2), without the bytes passing through us).
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
     narrate!("copy({from:?}, {to:?})");
-    std::fs::copy(from, to).map(drop).map_err(|e| io_failed(format!("copy({from:?}, {to:?})"), e))
+    std::fs::copy(from, to)
+        .map(drop)
+        .map_err(|e| io_failed(format!("copy({from:?}, {to:?})"), e))
 }
 
 /// symlink(2): `link` will point at `target`, which is not checked.
@@ -94,7 +98,10 @@ pub fn symlink(target: &Path, link: &Path) -> Result<()> {
 /// One symlink to `target` for each name in `dir`, told as one line: the list
 /// is long and its length depends on the version of whatever provides it.
 pub fn symlink_each(target: &Path, dir: &Path, names: &[String], each: &str) -> Result<()> {
-    narrate!("symlink({target:?}, \"{}/<{each}>\") for each {each}", dir.display());
+    narrate!(
+        "symlink({target:?}, \"{}/<{each}>\") for each {each}",
+        dir.display()
+    );
     for name in names {
         let link = dir.join(name);
         unistd::symlinkat(target, nix::fcntl::AT_FDCWD, &link)
@@ -111,9 +118,64 @@ pub fn write_file(path: &Path, contents: &str) -> Result<()> {
 
 /// Removes a directory tree: unlink(2) for each file, rmdir(2) for each
 /// directory, deepest first. Does not follow symlinks out of the tree.
+///
+/// Whatever is mounted inside the tree is detached first: without a mount
+/// namespace of its own, a mount made in a chroot lands in the host's mount
+/// table, and a bind mount there would lead the removal into host files.
 pub fn remove_dir_all(path: &Path) -> Result<()> {
+    for mount_point in mounts_under(path)? {
+        umount_detach(&mount_point)?;
+    }
     narrate!("remove_dir_all({path:?})");
     std::fs::remove_dir_all(path).map_err(|e| io_failed(format!("remove_dir_all({path:?})"), e))
+}
+
+/// umount2(2) with MNT_DETACH: takes the mount out of the tree now, and
+/// lets the kernel finish when nothing uses it any more.
+pub fn umount_detach(path: &Path) -> Result<()> {
+    narrate!("umount2({path:?}, MNT_DETACH)");
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+        .map_err(|e| failed(format!("umount2({path:?})"), e))
+}
+
+/// The mount points at or below `dir`, deepest first, as this process's
+/// /proc/self/mountinfo lists them. Only looks.
+pub fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| io_failed("reading /proc/self/mountinfo".into(), e))?;
+    let mut found: Vec<PathBuf> = table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .filter(|mount_point| mount_point.starts_with(dir))
+        .collect();
+    // Deepest first, so that no mount is detached from under another.
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    Ok(found)
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as \ooo.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// chroot(2): from now on this process resolves "/" to `path`. Nothing
@@ -164,7 +226,10 @@ pub fn execve(path: &Path, argv: &[String], env: &[String]) -> Error {
     let to_c = |items: &[String]| -> Result<Vec<CString>> {
         items
             .iter()
-            .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::new(format!("{s:?} contains a NUL byte"))))
+            .map(|s| {
+                CString::new(s.as_bytes())
+                    .map_err(|_| Error::new(format!("{s:?} contains a NUL byte")))
+            })
             .collect()
     };
     let (program, argv, env) = match (c_path(path), to_c(argv), to_c(env)) {
@@ -200,8 +265,13 @@ pub fn waitpid(child: Pid) -> Result<WaitStatus> {
 /// Runs a program to its end and returns what it wrote to stdout: fork(2),
 /// execve(2) and a pipe, done by the standard library.
 pub fn run_for_output(program: &Path, args: &[&str]) -> Result<String> {
-    let name = program.file_name().unwrap_or(program.as_os_str()).to_string_lossy();
-    let argv: Vec<&str> = std::iter::once(name.as_ref()).chain(args.iter().copied()).collect();
+    let name = program
+        .file_name()
+        .unwrap_or(program.as_os_str())
+        .to_string_lossy();
+    let argv: Vec<&str> = std::iter::once(name.as_ref())
+        .chain(args.iter().copied())
+        .collect();
     narrate!("fork() + execve({program:?}, {argv:?}), reading its stdout");
     let call = || format!("running {program:?}");
     let output = std::process::Command::new(program)
@@ -209,9 +279,14 @@ pub fn run_for_output(program: &Path, args: &[&str]) -> Result<String> {
         .output()
         .map_err(|e| io_failed(call(), e))?;
     if !output.status.success() {
-        return Err(Error::new(format!("{} ended with {}", call(), output.status)));
+        return Err(Error::new(format!(
+            "{} ended with {}",
+            call(),
+            output.status
+        )));
     }
-    String::from_utf8(output.stdout).map_err(|_| Error::new(format!("{} printed bytes that are not UTF-8", call())))
+    String::from_utf8(output.stdout)
+        .map_err(|_| Error::new(format!("{} printed bytes that are not UTF-8", call())))
 }
 
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
@@ -234,7 +309,12 @@ extern "C" fn forward_signal(signal: nix::libc::c_int) {
 
 /// The signals that end a waiting parent (Ctrl-C, Ctrl-\, kill, a closed
 /// terminal). A parent that dies of one leaves its clean-up undone.
-const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGHUP];
+const FORWARDED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+];
 
 /// Makes this process pass those signals on to the child it is about to
 /// fork instead of dying of them, so it lives to clean up after the child.
@@ -243,10 +323,15 @@ const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM
 pub fn forward_signals_to_child() -> Result<()> {
     narrate!("sigaction(SIGINT, SIGQUIT, SIGTERM, SIGHUP: pass on to the child)");
     FORWARDER.store(unistd::getpid().as_raw(), Ordering::Relaxed);
-    let action = SigAction::new(SigHandler::Handler(forward_signal), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(forward_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     for sig in FORWARDED {
         // SAFETY: the handler only loads an atomic and calls kill(2).
-        unsafe { signal::sigaction(sig, &action) }.map_err(|e| failed(format!("sigaction({sig:?})"), e))?;
+        unsafe { signal::sigaction(sig, &action) }
+            .map_err(|e| failed(format!("sigaction({sig:?})"), e))?;
     }
     Ok(())
 }

@@ -59,7 +59,9 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
 
     let reader = std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        std::fs::File::from(read_end).read_to_end(&mut bytes).map(|_| bytes)
+        std::fs::File::from(read_end)
+            .read_to_end(&mut bytes)
+            .map(|_| bytes)
     });
     let started = Instant::now();
     let status = loop {
@@ -73,7 +75,9 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let bytes = reader.join().map_err(|_| io::Error::other("the output reader panicked"))??;
+    let bytes = reader
+        .join()
+        .map_err(|_| io::Error::other("the output reader panicked"))??;
 
     let mut transcript = format!("$ {}\n", command_line(level.example, scenario.args));
     transcript.push_str(&String::from_utf8_lossy(&bytes));
@@ -83,14 +87,18 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
     transcript.push_str(&match status.map(|s| (s.code(), s)) {
         Some((Some(code), _)) => format!("[exit status {code}]\n"),
         Some((None, status)) => format!("[ended by {status}]\n"),
-        None => format!("[killed after {} s: it did not end]\n", TIME_LIMIT.as_secs()),
+        None => format!(
+            "[killed after {} s: it did not end]\n",
+            TIME_LIMIT.as_secs()
+        ),
     });
     Ok(transcript)
 }
 
 /// Replaces what differs from run to run with a fixed placeholder.
 pub fn normalize(text: &str) -> String {
-    static TEMP_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/tmp/podlab-[A-Za-z0-9]{6}(?-u:\b)").unwrap());
+    static TEMP_NAME: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"/tmp/podlab-[A-Za-z0-9]{6}(?-u:\b)").unwrap());
     TEMP_NAME
         .replace_all(text, |found: &regex::Captures| match &found[0] {
             template @ "/tmp/podlab-XXXXXX" => template.to_string(),
@@ -102,14 +110,20 @@ pub fn normalize(text: &str) -> String {
 /// A command line as a reader would type it, quoting what the shell would split.
 pub fn command_line(program: &str, args: &[&str]) -> String {
     let quote = |arg: &&str| {
-        let plain = !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+        let plain = !arg.is_empty()
+            && arg
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
         if plain {
             arg.to_string()
         } else {
             format!("'{}'", arg.replace('\'', r"'\''"))
         }
     };
-    std::iter::once(program.to_string()).chain(args.iter().map(quote)).collect::<Vec<_>>().join(" ")
+    std::iter::once(program.to_string())
+        .chain(args.iter().map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The snapshot's name: `<example>__<scenario>`.

@@ -17,6 +17,7 @@ scenario_tests!(LEVEL;
     cd_up => "cd-up",
     whoami => "whoami",
     escape => "escape",
+    mount_proc => "mount-proc",
     quiet => "quiet",
     no_such_command => "no-such-command",
     dynamic_busybox => "dynamic-busybox",
@@ -30,9 +31,15 @@ struct Outcome {
 }
 
 fn run(command: &mut Command) -> Outcome {
-    let output = command.stdin(Stdio::null()).output().expect("the program starts");
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("the program starts");
     Outcome {
-        code: output.status.code().or(std::os::unix::process::ExitStatusExt::signal(&output.status).map(|s| 128 + s)),
+        code: output
+            .status
+            .code()
+            .or(std::os::unix::process::ExitStatusExt::signal(&output.status).map(|s| 128 + s)),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
@@ -51,7 +58,10 @@ fn behaves_like_chroot8() {
     }
     let scratch = Scratch::new("vs-chroot8");
     let rootfs = scratch.path().join("rootfs");
-    let built = run(ours().arg("--rootfs").arg(&rootfs).args(["--quiet", "true"]));
+    let built = run(ours()
+        .arg("--rootfs")
+        .arg(&rootfs)
+        .args(["--quiet", "true"]));
     assert_eq!(built.code, Some(0), "{}", built.stderr);
 
     let commands: &[&[&str]] = &[
@@ -64,7 +74,11 @@ fn behaves_like_chroot8() {
     ];
     for command in commands {
         let peer = run(Command::new("chroot").arg(&rootfs).args(*command));
-        let mine = run(ours().arg("--rootfs").arg(&rootfs).arg("--quiet").args(*command));
+        let mine = run(ours()
+            .arg("--rootfs")
+            .arg(&rootfs)
+            .arg("--quiet")
+            .args(*command));
         assert_eq!(
             (mine.code, &mine.stdout),
             (peer.code, &peer.stdout),
@@ -83,9 +97,16 @@ fn refuses_without_root_and_makes_nothing() {
     let scratch = Scratch::new("not-root");
     let binary = scratch.path().join("01-chroot");
     std::fs::copy(example("01-chroot"), &binary).unwrap();
-    std::fs::set_permissions(scratch.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
 
-    let outcome = run(Command::new(&binary).args(["ls", "/"]).uid(65534).gid(65534));
+    let outcome = run(Command::new(&binary)
+        .args(["ls", "/"])
+        .uid(65534)
+        .gid(65534));
     assert_eq!(outcome.code, Some(2));
     assert_eq!(outcome.stdout, "");
     assert_eq!(
@@ -105,10 +126,19 @@ fn refuses_a_directory_that_is_not_ours_and_leaves_it_alone() {
     let outcome = run(ours().arg("--rootfs").arg(scratch.path()).arg("true"));
     assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
     let last = outcome.stderr.lines().last().unwrap();
-    assert!(last.contains("already exists and is not a rootfs that podlab built"), "{last}");
-    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        last.contains("already exists and is not a rootfs that podlab built"),
+        "{last}"
+    );
+    let left: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, ["precious"]);
-    assert_eq!(std::fs::read_to_string(scratch.path().join("precious")).unwrap(), "data");
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("precious")).unwrap(),
+        "data"
+    );
 }
 
 #[test]
@@ -118,7 +148,11 @@ fn refuses_a_relative_rootfs() {
     }
     let outcome = run(ours().args(["--rootfs", "relative/rootfs", "true"]));
     assert_eq!(outcome.code, Some(2));
-    assert!(outcome.stderr.contains("is not an absolute path"), "{}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("is not an absolute path"),
+        "{}",
+        outcome.stderr
+    );
 }
 
 #[test]
@@ -129,11 +163,17 @@ fn keeps_a_named_rootfs_and_rebuilds_it_next_time() {
     let scratch = Scratch::new("keep");
     let rootfs = scratch.path().join("rootfs");
     for _ in 0..2 {
-        let outcome = run(ours().arg("--rootfs").arg(&rootfs).args(["sh", "-c", "touch /root/mark; ls /root"]));
+        let outcome = run(ours().arg("--rootfs").arg(&rootfs).args([
+            "sh",
+            "-c",
+            "touch /root/mark; ls /root",
+        ]));
         assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
         // Rebuilt from scratch each time: the mark of the run before is gone.
         assert_eq!(outcome.stdout, "mark\n");
-        assert!(outcome.stderr.ends_with(&format!("kept the rootfs at {}\n", rootfs.display())));
+        assert!(outcome
+            .stderr
+            .ends_with(&format!("kept the rootfs at {}\n", rootfs.display())));
     }
     assert!(rootfs.join(".podlab-rootfs").exists());
 }
@@ -146,13 +186,23 @@ fn cleans_up_when_killed() {
         return;
     }
     let mut parent = TerminateOnDrop(
-        ours().args(["sleep", "30"]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap(),
+        ours()
+            .args(["sleep", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
     );
     let parent = &mut parent.0;
     let mut stderr = BufReader::new(parent.stderr.take().unwrap());
     let mut narration = String::new();
     while !narration.contains("execve(\"/bin/sleep\"") {
-        assert_ne!(stderr.read_line(&mut narration).unwrap(), 0, "ended early:\n{narration}");
+        assert_ne!(
+            stderr.read_line(&mut narration).unwrap(),
+            0,
+            "ended early:\n{narration}"
+        );
     }
     let temp_dirs = common::leftover_temp_dirs(&narration);
     assert_eq!(temp_dirs.len(), 1, "{narration}");
@@ -162,20 +212,35 @@ fn cleans_up_when_killed() {
     let started = Instant::now();
     loop {
         let child = std::fs::read_to_string(&children).unwrap_or_default();
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.trim())).unwrap_or_default();
+        let comm =
+            std::fs::read_to_string(format!("/proc/{}/comm", child.trim())).unwrap_or_default();
         if comm.trim() == "sleep" {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the child never became sleep");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the child never became sleep"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(parent.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(parent.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
 
     let status = parent.wait().unwrap();
     std::io::Read::read_to_string(&mut stderr, &mut narration).unwrap();
     assert_eq!(status.code(), Some(128 + 15), "{narration}");
-    assert!(narration.contains("waitpid(child) = killed by SIGTERM"), "{narration}");
-    assert!(!std::path::Path::new(&temp_dirs[0]).exists(), "{} was left behind", temp_dirs[0]);
+    assert!(
+        narration.contains("waitpid(child) = killed by SIGTERM"),
+        "{narration}"
+    );
+    assert!(
+        !std::path::Path::new(&temp_dirs[0]).exists(),
+        "{} was left behind",
+        temp_dirs[0]
+    );
 }
 
 /// Ends a running example if the test fails before it does; SIGTERM, so
@@ -190,4 +255,45 @@ impl Drop for TerminateOnDrop {
             let _ = self.0.wait();
         }
     }
+}
+
+/// A bind mount inside a rootfs leads to host files: removing the rootfs
+/// must detach it, not delete through it.
+#[test]
+fn removing_a_rootfs_never_deletes_through_a_bind_mount() {
+    if !needs_root_and_busybox("removing_a_rootfs_never_deletes_through_a_bind_mount") {
+        return;
+    }
+    let scratch = Scratch::new("bind");
+    let host_data = scratch.path().join("host-data");
+    let rootfs = scratch.path().join("rootfs");
+    std::fs::create_dir_all(&host_data).unwrap();
+    std::fs::write(host_data.join("precious"), "data").unwrap();
+    std::fs::create_dir_all(rootfs.join("mnt")).unwrap();
+    nix::mount::mount(
+        Some(&host_data),
+        &rootfs.join("mnt"),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    // Detaches the mount on every path, should the removal below not.
+    struct Detach(std::path::PathBuf);
+    impl Drop for Detach {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let _guard = Detach(rootfs.join("mnt"));
+
+    podlab::kernel::remove_dir_all(&rootfs).unwrap();
+    assert!(!rootfs.exists());
+    assert_eq!(
+        std::fs::read_to_string(host_data.join("precious")).unwrap(),
+        "data"
+    );
+    assert!(podlab::kernel::mounts_under(scratch.path())
+        .unwrap()
+        .is_empty());
 }

@@ -50,7 +50,11 @@ struct Args {
 
     /// The command to run inside the jail, looked up in its /bin; by default
     /// an interactive shell.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
     command: Vec<String>,
 }
 
@@ -66,7 +70,11 @@ fn run(args: Args) -> Result<ExitCode> {
     let exit = if args.escape {
         chroot::demonstrate_escape(rootfs.path())?
     } else {
-        let command = if args.command.is_empty() { vec!["sh".to_string()] } else { args.command };
+        let command = if args.command.is_empty() {
+            vec!["sh".to_string()]
+        } else {
+            args.command
+        };
         chroot::run(rootfs.path(), &command)?
     };
     if args.keep || args.rootfs.is_some() {

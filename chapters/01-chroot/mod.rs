@@ -47,18 +47,27 @@ impl Rootfs {
         let rootfs = match at {
             None => {
                 let dir = kernel::mkdtemp("podlab-")?;
-                let rootfs = Rootfs { path: dir.join("rootfs"), remove_on_drop: Some(dir) };
+                let rootfs = Rootfs {
+                    path: dir.join("rootfs"),
+                    remove_on_drop: Some(dir),
+                };
                 kernel::mkdir(&rootfs.path, 0o755)?;
                 rootfs
             }
             Some(path) => {
                 claim(path)?;
                 kernel::mkdir(path, 0o755)?;
-                Rootfs { path: path.to_path_buf(), remove_on_drop: Some(path.to_path_buf()) }
+                Rootfs {
+                    path: path.to_path_buf(),
+                    remove_on_drop: Some(path.to_path_buf()),
+                }
             }
         };
         // First, so that even a half-built rootfs is known as ours next time.
-        kernel::write_file(&rootfs.path.join(MARKER), "built by podlab; safe to remove\n")?;
+        kernel::write_file(
+            &rootfs.path.join(MARKER),
+            "built by podlab; safe to remove\n",
+        )?;
         build_rootfs(&rootfs.path, busybox, &applets)?;
         Ok(rootfs)
     }
@@ -165,13 +174,19 @@ fn resolve(rootfs: &Path, command: &str) -> Result<PathBuf> {
     let found = if command.contains('/') {
         Some(Path::new("/").join(command)).filter(|p| exists(p))
     } else {
-        PATH.iter().map(|dir| Path::new(dir).join(command)).find(|p| exists(p))
+        PATH.iter()
+            .map(|dir| Path::new(dir).join(command))
+            .find(|p| exists(p))
     };
     found.ok_or_else(|| {
         Error::new(format!(
             "there is no {command:?} in the rootfs (looked in {}): the commands it has are \
              busybox's applets, try `ls /bin`",
-            if command.contains('/') { "that path".to_string() } else { PATH.join(", ") }
+            if command.contains('/') {
+                "that path".to_string()
+            } else {
+                PATH.join(", ")
+            }
         ))
     })
 }
@@ -213,13 +228,19 @@ pub fn demonstrate_escape(rootfs: &Path) -> Result<Exit> {
             println!("not jailed: \"/\" is not the rootfs after enter()");
             return Ok(1);
         }
-        println!("jailed: \"/\" is {}, and \"/..\" leads back to it", rootfs.display());
+        println!(
+            "jailed: \"/\" is {}, and \"/..\" leads back to it",
+            rootfs.display()
+        );
 
         break_out()?;
         let escaped = kernel::file_id(Path::new("/"))? == host_root;
         let rootfs_visible = rootfs.exists();
         if escaped && rootfs_visible {
-            println!("escaped: \"/\" is the host's root again, and {} is in sight", rootfs.display());
+            println!(
+                "escaped: \"/\" is the host's root again, and {} is in sight",
+                rootfs.display()
+            );
             Ok(0)
         } else {
             println!("still jailed: \"/\" is not the host's root after break_out()");
@@ -262,6 +283,12 @@ pub const LEVEL: Level = Level {
             shows: "the classic chroot escape: mkdir, chroot, chdir .., chroot .",
             hint: "break_out(): mkdir a directory, chroot into it without chdir, climb with \
                    chdir(\"..\") until \".\" and \"..\" are the same, then chroot(\".\")",
+        },
+        Scenario {
+            name: "mount-proc",
+            args: &["sh", "-c", "mount -t proc proc /proc && echo mounted"],
+            shows: "a mount made in the jail lands on the host, until clean-up detaches it",
+            hint: "build_rootfs() makes the proc directory the mount needs",
         },
         Scenario {
             name: "quiet",

@@ -52,9 +52,13 @@ pub fn check_scenario(level: &Level, name: &str) {
     if !needs_root_and_busybox(name) {
         return;
     }
-    let transcript = scenario::run(&example(level.example), level, scenario).expect("the example runs");
+    let transcript =
+        scenario::run(&example(level.example), level, scenario).expect("the example runs");
     let leftovers = leftover_temp_dirs(&transcript);
-    assert!(leftovers.is_empty(), "{name} left {leftovers:?} behind:\n{transcript}");
+    assert!(
+        leftovers.is_empty(),
+        "{name} left {leftovers:?} behind:\n{transcript}"
+    );
     let transcript = scenario::normalize(&transcript);
     insta::with_settings!({
         snapshot_path => "../snapshots",
@@ -96,7 +100,10 @@ impl Scratch {
     pub fn new(test: &str) -> Scratch {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = PathBuf::from(format!("/tmp/podlab-test-{test}-{}-{n}", std::process::id()));
+        let dir = PathBuf::from(format!(
+            "/tmp/podlab-test-{test}-{}-{n}",
+            std::process::id()
+        ));
         std::fs::create_dir(&dir).expect("a fresh scratch directory");
         Scratch(dir)
     }
