@@ -341,3 +341,19 @@ pub fn forward_signals_to_child() -> Result<()> {
 pub fn set_signal_target(child: Option<Pid>) {
     FORWARD_TO.store(child.map_or(0, Pid::as_raw), Ordering::Relaxed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            unescape_mountinfo(r"/tmp/a\040b\011c\134d"),
+            "/tmp/a b\tc\\d"
+        );
+        assert_eq!(unescape_mountinfo(r"/plain/path"), "/plain/path");
+        // A backslash not followed by three octal digits is itself.
+        assert_eq!(unescape_mountinfo(r"/odd\9"), r"/odd\9");
+    }
+}

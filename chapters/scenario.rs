@@ -149,3 +149,33 @@ pub fn recorded(level: &Level, scenario: &Scenario) -> io::Result<String> {
         .ok_or_else(|| io::Error::other(format!("{} has no snapshot header", file.display())))?;
     Ok(body.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_hides_temporary_names_but_not_the_template() {
+        let text =
+            r#"mkdtemp("/tmp/podlab-XXXXXX") = "/tmp/podlab-a1B2c3"; /tmp/podlab-a1B2c3/rootfs"#;
+        assert_eq!(
+            normalize(text),
+            r#"mkdtemp("/tmp/podlab-XXXXXX") = "/tmp/podlab-[id]"; /tmp/podlab-[id]/rootfs"#
+        );
+        // Names of other shapes are not ours to hide.
+        assert_eq!(
+            normalize("/tmp/podlab-test-keep-1-0"),
+            "/tmp/podlab-test-keep-1-0"
+        );
+    }
+
+    #[test]
+    fn command_line_quotes_what_a_shell_would_split() {
+        assert_eq!(command_line("01-chroot", &["ls", "/"]), "01-chroot ls /");
+        assert_eq!(
+            command_line("x", &["sh", "-c", "cd ..; pwd"]),
+            "x sh -c 'cd ..; pwd'"
+        );
+        assert_eq!(command_line("x", &["it's", ""]), r"x 'it'\''s' ''");
+    }
+}

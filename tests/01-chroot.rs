@@ -287,6 +287,7 @@ fn removing_a_rootfs_never_deletes_through_a_bind_mount() {
     }
     let _guard = Detach(rootfs.join("mnt"));
 
+    podlab::narrate::set_quiet(true);
     podlab::kernel::remove_dir_all(&rootfs).unwrap();
     assert!(!rootfs.exists());
     assert_eq!(

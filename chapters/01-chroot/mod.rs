@@ -316,3 +316,66 @@ pub const LEVEL: Level = Level {
         },
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal ELF64 little-endian header with `kinds` as program headers.
+    fn elf(kinds: &[u32]) -> Vec<u8> {
+        let mut elf = vec![0u8; 64 + 56 * kinds.len()];
+        elf[..6].copy_from_slice(b"\x7fELF\x02\x01");
+        elf[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        elf[0x36..0x38].copy_from_slice(&56u16.to_le_bytes());
+        elf[0x38..0x3a].copy_from_slice(&(kinds.len() as u16).to_le_bytes());
+        for (i, kind) in kinds.iter().enumerate() {
+            elf[64 + 56 * i..68 + 56 * i].copy_from_slice(&kind.to_le_bytes());
+        }
+        elf
+    }
+
+    #[test]
+    fn a_program_header_of_type_interp_means_dynamic() {
+        assert_eq!(needs_loader(&elf(&[6, 3, 1])), Some(true));
+        assert_eq!(needs_loader(&elf(&[1, 1, 4])), Some(false));
+    }
+
+    #[test]
+    fn anything_else_is_not_a_program_we_know() {
+        assert_eq!(needs_loader(b"#!/bin/sh\n"), None);
+        assert_eq!(needs_loader(b""), None);
+        // A program header cut off in the middle of its type.
+        let mut truncated = elf(&[1]);
+        truncated.truncate(66);
+        assert_eq!(needs_loader(&truncated), None);
+    }
+
+    #[test]
+    fn the_system_busybox_is_static_and_ls_is_not() {
+        if let Ok(busybox) = std::fs::read(BUSYBOX) {
+            assert_eq!(needs_loader(&busybox), Some(false));
+        }
+        if let Ok(ls) = std::fs::read("/bin/ls") {
+            assert_eq!(needs_loader(&ls), Some(true));
+        }
+    }
+
+    #[test]
+    fn commands_are_resolved_inside_the_rootfs() {
+        let rootfs =
+            std::env::temp_dir().join(format!("podlab-unit-resolve-{}", std::process::id()));
+        std::fs::create_dir_all(rootfs.join("sbin")).unwrap();
+        std::os::unix::fs::symlink("busybox", rootfs.join("sbin/tool")).unwrap();
+        let found = resolve(&rootfs, "tool");
+        let by_path = resolve(&rootfs, "/sbin/tool");
+        let missing = resolve(&rootfs, "ls");
+        std::fs::remove_dir_all(&rootfs).unwrap();
+        // A dangling link is fine: it points into the rootfs, not here.
+        assert_eq!(found.unwrap(), Path::new("/sbin/tool"));
+        assert_eq!(by_path.unwrap(), Path::new("/sbin/tool"));
+        assert!(missing
+            .unwrap_err()
+            .to_string()
+            .starts_with("there is no \"ls\" in the rootfs"));
+    }
+}
