@@ -41,7 +41,7 @@ impl Exit {
 ///
 /// `setup` either execs (and so never returns), returns the code the child
 /// should exit with, or fails; its failure comes back here as our error. A
-/// panic in `setup` (a `todo!()` in a lab, say) ends the child with 101
+/// panic in `setup` (a lab's unwritten piece, say) ends the child with 101
 /// after the panic message, and never runs the parent's code in the child.
 pub fn run_in_child(setup: impl FnOnce() -> Result<i32>) -> Result<Exit> {
     let (report_read, report_write) = kernel::pipe_cloexec()?;

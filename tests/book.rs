@@ -34,18 +34,20 @@ fn includes(text: &str) -> Vec<(String, Option<String>)> {
         .collect()
 }
 
+/// The lines of a page that are prose: outside ``` fences.
+fn prose_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut in_fence = false;
+    text.lines().filter(move |line| {
+        let fence = line.trim_start().starts_with("```");
+        in_fence ^= fence;
+        !fence && !in_fence
+    })
+}
+
 /// Markdown link targets `](target)` in a page, outside code.
 fn links(text: &str) -> Vec<String> {
-    let mut in_fence = false;
     let mut found = Vec::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-            continue;
-        }
-        if in_fence {
-            continue;
-        }
+    for line in prose_lines(text) {
         for rest in line.split("](").skip(1) {
             if let Some(end) = rest.find(')') {
                 found.push(rest[..end].to_string());
@@ -57,15 +59,8 @@ fn links(text: &str) -> Vec<String> {
 
 /// mdbook's heading ids: lower case, spaces to dashes, most punctuation dropped.
 fn heading_ids(text: &str) -> BTreeSet<String> {
-    let mut in_fence = false;
     let mut ids = BTreeSet::new();
-    for line in text.lines() {
-        if line.trim_start().starts_with("```") {
-            in_fence = !in_fence;
-        }
-        if in_fence || !line.starts_with('#') {
-            continue;
-        }
+    for line in prose_lines(text).filter(|line| line.starts_with('#')) {
         let title = line.trim_start_matches('#').trim();
         let id: String = title
             .chars()
