@@ -9,12 +9,14 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 
+use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::sys::wait::WaitStatus;
-use nix::unistd::ForkResult;
+use nix::unistd::{ForkResult, Pid};
 
 use crate::error::{Error, Result};
 use crate::kernel;
@@ -48,39 +50,101 @@ pub fn run_in_child(setup: impl FnOnce() -> Result<i32>) -> Result<Exit> {
     kernel::forward_signals_to_child()?;
     match kernel::fork()? {
         ForkResult::Child => {
-            drop(report_read);
-            let code = match std::panic::catch_unwind(AssertUnwindSafe(setup)) {
-                Ok(Ok(code)) => code,
-                Ok(Err(error)) => {
-                    let _ = File::from(report_write).write_all(error.to_string().as_bytes());
-                    1
-                }
-                Err(_panic) => 101,
-            };
-            let _ = std::io::stdout().flush();
+            let code = child_side(&report_write, None, setup);
             // _exit, not exit: the parent's clean-up guards live in this
             // copy of memory too, and must run only in the parent.
             unsafe { nix::libc::_exit(code) }
         }
-        ForkResult::Parent { child } => {
-            kernel::set_signal_target(Some(child));
-            drop(report_write);
-            let mut report = String::new();
-            let _ = File::from(report_read).read_to_string(&mut report);
-            let status = kernel::waitpid(child);
-            kernel::set_signal_target(None);
-            let status = status?;
-            if !report.is_empty() {
-                return Err(Error::new(report));
-            }
-            match status {
-                WaitStatus::Exited(_, code) => Ok(Exit::Code(code)),
-                WaitStatus::Signaled(_, signal, _) => Ok(Exit::Signal(signal)),
-                other => Err(Error::new(format!(
-                    "the child ended in an unexpected way: {other:?}"
-                ))),
-            }
-        }
+        ForkResult::Parent { child } => parent_side(child, report_read, report_write, None),
     }
 }
 // ANCHOR_END: run_in_child
+
+/// Like [`run_in_child`], but the child is cloned into new namespaces of the
+/// kinds in `namespaces`. `prepare`, if given, runs in the parent with the
+/// child's pid while the child waits: a user namespace needs its uid and
+/// gid maps written from outside before the process inside can use them.
+pub fn run_in_new_namespaces(
+    namespaces: CloneFlags,
+    prepare: Option<&mut dyn FnMut(Pid) -> Result<()>>,
+    setup: impl FnOnce() -> Result<i32>,
+) -> Result<Exit> {
+    let (report_read, report_write) = kernel::pipe_cloexec()?;
+    let go = prepare
+        .as_ref()
+        .map(|_| kernel::pipe_cloexec())
+        .transpose()?;
+    kernel::forward_signals_to_child()?;
+    let child = kernel::clone(namespaces, || child_side(&report_write, go.as_ref(), setup))?;
+    let (go_read, go_write) = go.unzip();
+    drop(go_read);
+    parent_side(
+        child,
+        report_read,
+        report_write,
+        prepare.map(|p| (p, go_write)),
+    )
+}
+
+/// The child's half: wait to be let go (if asked), run `setup`, and turn its
+/// outcome into an exit code, its error into a report to the parent.
+fn child_side(
+    report: &OwnedFd,
+    go: Option<&(OwnedFd, OwnedFd)>,
+    setup: impl FnOnce() -> Result<i32>,
+) -> i32 {
+    if let Some((go_read, go_write)) = go {
+        // Our copy of the write end must go, or we would wait for ourselves.
+        unsafe { nix::libc::close(go_write.as_raw_fd()) };
+        // The parent closes its end when it is done: read returns 0 then.
+        let mut byte = [0u8; 1];
+        let _ = nix::unistd::read(go_read, &mut byte);
+    }
+    let code = match std::panic::catch_unwind(AssertUnwindSafe(setup)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(error)) => {
+            let _ = nix::unistd::write(report, error.to_string().as_bytes());
+            1
+        }
+        Err(_panic) => 101,
+    };
+    let _ = std::io::stdout().flush();
+    code
+}
+
+/// The parent's half: run `prepare` and let the child go, learn from the
+/// report pipe whether its set-up failed, reap it.
+fn parent_side(
+    child: Pid,
+    report_read: OwnedFd,
+    report_write: OwnedFd,
+    prepare: Option<(&mut dyn FnMut(Pid) -> Result<()>, Option<OwnedFd>)>,
+) -> Result<Exit> {
+    kernel::set_signal_target(Some(child));
+    drop(report_write);
+    if let Some((prepare, go_write)) = prepare {
+        if let Err(error) = prepare(child) {
+            // The child waits for us; it must not go on half prepared.
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(child, None);
+            kernel::set_signal_target(None);
+            return Err(error);
+        }
+        drop(go_write);
+    }
+    let mut report = String::new();
+    let _ = File::from(report_read).read_to_string(&mut report);
+    let status = kernel::waitpid(child);
+    kernel::set_signal_target(None);
+    let status = status?;
+    if !report.is_empty() {
+        return Err(Error::new(report));
+    }
+    match status {
+        WaitStatus::Exited(_, code) => Ok(Exit::Code(code)),
+        WaitStatus::Signaled(_, signal, _) => Ok(Exit::Signal(signal)),
+        other => Err(Error::new(format!(
+            "the child ended in an unexpected way: {other:?}"
+        ))),
+    }
+}

@@ -12,10 +12,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
 use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, WaitStatus};
@@ -191,6 +193,144 @@ pub fn chdir(path: &Path) -> Result<()> {
     unistd::chdir(path).map_err(|e| failed(format!("chdir({path:?})"), e))
 }
 
+/// The names of the flags set in a bitflags value, joined by "|", as C
+/// writes them (`MS_REC|MS_PRIVATE`); "0" when none is set.
+fn flag_names<F: bitflags::Flags>(flags: F) -> String {
+    let names: Vec<&str> = flags.iter_names().map(|(name, _)| name).collect();
+    if names.is_empty() {
+        "0".to_string()
+    } else {
+        names.join("|")
+    }
+}
+
+/// mount(2). `None` for what a mount does not use, told as `none`.
+pub fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let shown = |p: Option<&Path>| p.map_or("none".to_string(), |p| format!("{p:?}"));
+    let data_shown = data.map(|d| format!(", {d:?}")).unwrap_or_default();
+    let call = format!(
+        "mount({}, {target:?}, {}, {}{data_shown})",
+        shown(source),
+        fstype.map_or("none".to_string(), |t| format!("{t:?}")),
+        flag_names(flags)
+    );
+    narrate!("{call}");
+    nix::mount::mount(source, target, fstype, flags, data).map_err(|e| failed(call, e))
+}
+
+/// pivot_root(2): makes `new_root` the root mount of this mount namespace
+/// and puts the old root at `put_old` (which may be `new_root` itself).
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> Result<()> {
+    narrate!("pivot_root({new_root:?}, {put_old:?})");
+    unistd::pivot_root(new_root, put_old)
+        .map_err(|e| failed(format!("pivot_root({new_root:?}, {put_old:?})"), e))
+}
+
+/// sethostname(2): the host name of this UTS namespace.
+pub fn sethostname(name: &str) -> Result<()> {
+    narrate!("sethostname({name:?})");
+    unistd::sethostname(name).map_err(|e| failed(format!("sethostname({name:?})"), e))
+}
+
+/// setns(2) into the namespace that `/proc/<pid>/ns/<kind>` names.
+pub fn setns(file: &Path, kind: CloneFlags) -> Result<()> {
+    let call = format!("setns({file:?}, {})", flag_names(kind));
+    let namespace =
+        std::fs::File::open(file).map_err(|e| io_failed(format!("open({file:?})"), e))?;
+    narrate!("{call}");
+    nix::sched::setns(namespace, kind).map_err(|e| failed(call, e))
+}
+
+/// Becomes root of the current user namespace: gid, supplementary groups
+/// (none) and uid 0, in the order that keeps the right to make each change.
+pub fn become_root() -> Result<()> {
+    narrate!("setresgid(0, 0, 0)");
+    let root_gid = unistd::Gid::from_raw(0);
+    unistd::setresgid(root_gid, root_gid, root_gid)
+        .map_err(|e| failed("setresgid(0, 0, 0)".into(), e))?;
+    narrate!("setgroups([])");
+    unistd::setgroups(&[]).map_err(|e| failed("setgroups([])".into(), e))?;
+    narrate!("setresuid(0, 0, 0)");
+    let root_uid = unistd::Uid::from_raw(0);
+    unistd::setresuid(root_uid, root_uid, root_uid)
+        .map_err(|e| failed("setresuid(0, 0, 0)".into(), e))
+}
+
+/// Sets a network interface up with the oldest interface there is: the
+/// SIOCGIFFLAGS/SIOCSIFFLAGS ioctls on any socket. (Level 6 speaks netlink.)
+pub fn set_link_up(name: &str) -> Result<()> {
+    use nix::libc;
+    let call = format!("ioctl(SIOCSIFFLAGS, {name:?}, IFF_UP)");
+    narrate!("{call}");
+    let socket = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| failed(call.clone(), e))?;
+    // SAFETY: ifreq is plain data; the name fits (checked) and ends in NUL.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.len() >= request.ifr_name.len() {
+        return Err(Error::new(format!(
+            "the interface name {name:?} is too long"
+        )));
+    }
+    for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
+        *slot = byte as libc::c_char;
+    }
+    use std::os::fd::AsRawFd;
+    // SAFETY: both ioctls read and write only `request`.
+    unsafe {
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFFLAGS, &mut request) < 0 {
+            return Err(failed(call, Errno::last()));
+        }
+        request.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(socket.as_raw_fd(), libc::SIOCSIFFLAGS, &request) < 0 {
+            return Err(failed(call, Errno::last()));
+        }
+    }
+    Ok(())
+}
+
+/// clone(2) with `namespaces`: like fork, but the child starts in new
+/// namespaces of those kinds. In the child, narration is indented one step.
+pub fn clone(namespaces: CloneFlags, child: impl FnOnce() -> i32) -> Result<Pid> {
+    let call = format!("clone({}, SIGCHLD)", flag_names(namespaces));
+    // The child runs on a stack of its own; without CLONE_VM it also gets a
+    // copy of our memory, as after fork. 8 MiB, as a main thread gets.
+    let mut stack = vec![0u8; 8 << 20];
+    let mut child = Some(child);
+    let mut run = || -> isize {
+        narrate::enter_child();
+        child.take().map_or(1, |f| f()) as isize
+    };
+    // SAFETY: single-threaded, as for fork; the child gets its own copy of
+    // `stack` and of everything the closure borrows.
+    let pid = unsafe {
+        nix::sched::clone(
+            Box::new(&mut run),
+            &mut stack,
+            namespaces,
+            Some(Signal::SIGCHLD as i32),
+        )
+    }
+    .map_err(|e| failed(call.clone(), e))?;
+    narrate!("{call} = child pid {pid}");
+    Ok(pid)
+}
+
+/// Whether this kernel has namespaces of `kind` (then /proc/self/ns names one).
+pub fn has_namespace(kind: &str) -> bool {
+    Path::new("/proc/self/ns").join(kind).exists()
+}
+
 /// The identity of a file: its device and inode. Two paths with the same
 /// identity are the same directory, whatever their names. Only looks.
 pub fn file_id(path: &Path) -> Result<(u64, u64)> {
@@ -291,6 +431,7 @@ pub fn run_for_output(program: &Path, args: &[&str]) -> Result<String> {
 
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 static FORWARDER: AtomicI32 = AtomicI32::new(0);
+static FORWARDED_ALREADY: AtomicUsize = AtomicUsize::new(0);
 
 extern "C" fn forward_signal(signal: nix::libc::c_int) {
     use nix::libc;
@@ -302,7 +443,12 @@ extern "C" fn forward_signal(signal: nix::libc::c_int) {
             libc::signal(signal, libc::SIG_DFL);
             libc::raise(signal);
         } else if FORWARD_TO.load(Ordering::Relaxed) > 0 {
-            libc::kill(FORWARD_TO.load(Ordering::Relaxed), signal);
+            // The first signal is passed on as it is; a second one kills.
+            let first = FORWARDED_ALREADY.fetch_add(1, Ordering::Relaxed) == 0;
+            libc::kill(
+                FORWARD_TO.load(Ordering::Relaxed),
+                if first { signal } else { libc::SIGKILL },
+            );
         }
     }
 }
@@ -318,6 +464,8 @@ const FORWARDED: [Signal; 4] = [
 
 /// Makes this process pass those signals on to the child it is about to
 /// fork instead of dying of them, so it lives to clean up after the child.
+/// A second signal is passed on as SIGKILL: a process that is PID 1 of a
+/// PID namespace ignores every signal it has no handler for, Ctrl-C too.
 /// The child inherits the handler until it execs; until then it dies of
 /// them as usual.
 pub fn forward_signals_to_child() -> Result<()> {
@@ -339,6 +487,7 @@ pub fn forward_signals_to_child() -> Result<()> {
 /// Names the child that forwarded signals go to; 0 stops forwarding, as it
 /// must once the child is reaped and its pid may be reused.
 pub fn set_signal_target(child: Option<Pid>) {
+    FORWARDED_ALREADY.store(0, Ordering::Relaxed);
     FORWARD_TO.store(child.map_or(0, Pid::as_raw), Ordering::Relaxed);
 }
 

@@ -1,10 +1,9 @@
 //! `cargo run --example 01-chroot -- [OPTIONS] [COMMAND]...`
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use podlab::chroot::{self, Rootfs};
+use podlab::chroot;
 use podlab::error::{finish, Result};
 use podlab::{kernel, narrate};
 
@@ -30,19 +29,8 @@ struct Args {
     #[arg(long, conflicts_with = "command")]
     escape: bool,
 
-    /// Build the rootfs in DIR, which must not exist yet (or be one podlab
-    /// built), and keep it. Default: a new directory under $TMPDIR, removed
-    /// afterwards.
-    #[arg(long, value_name = "DIR")]
-    rootfs: Option<PathBuf>,
-
-    /// Keep the temporary rootfs afterwards and say where it is.
-    #[arg(long)]
-    keep: bool,
-
-    /// The statically linked busybox to install (Debian: busybox-static).
-    #[arg(long, value_name = "PATH", default_value = chroot::BUSYBOX)]
-    busybox: PathBuf,
+    #[command(flatten)]
+    rootfs: chroot::RootfsOptions,
 
     /// Do not narrate the kernel calls; print only the command's output.
     #[arg(short, long)]
@@ -66,7 +54,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<ExitCode> {
     kernel::require_root("chroot(2) needs CAP_SYS_CHROOT")?;
-    let rootfs = Rootfs::create(args.rootfs.as_deref(), &args.busybox)?;
+    let rootfs = args.rootfs.create()?;
     let exit = if args.escape {
         chroot::demonstrate_escape(rootfs.path())?
     } else {
@@ -77,9 +65,6 @@ fn run(args: Args) -> Result<ExitCode> {
         };
         chroot::run(rootfs.path(), &command)?
     };
-    if args.keep || args.rootfs.is_some() {
-        let kept = rootfs.keep();
-        eprintln!("kept the rootfs at {}", kept.display());
-    }
+    args.rootfs.finish(rootfs);
     Ok(exit.exit_code())
 }

@@ -31,6 +31,39 @@ const MARKER: &str = ".podlab-rootfs";
 /// Where a command without a slash is looked for, inside the rootfs.
 const PATH: [&str; 4] = ["/bin", "/sbin", "/usr/bin", "/usr/sbin"];
 
+/// The command-line options of every level that runs in a busybox rootfs.
+#[derive(clap::Args, Debug)]
+pub struct RootfsOptions {
+    /// Build the rootfs in DIR, which must not exist yet (or be one podlab
+    /// built), and keep it. Default: a new directory under $TMPDIR, removed
+    /// afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+
+    /// Keep the temporary rootfs afterwards and say where it is.
+    #[arg(long)]
+    pub keep: bool,
+
+    /// The statically linked busybox to install (Debian: busybox-static).
+    #[arg(long, value_name = "PATH", default_value = BUSYBOX)]
+    pub busybox: PathBuf,
+}
+
+impl RootfsOptions {
+    /// Builds the rootfs these options ask for.
+    pub fn create(&self) -> Result<Rootfs> {
+        Rootfs::create(self.rootfs.as_deref(), &self.busybox)
+    }
+
+    /// Keeps the rootfs if asked to (`--keep`, `--rootfs`), saying where;
+    /// otherwise drops it, which removes it.
+    pub fn finish(&self, rootfs: Rootfs) {
+        if self.keep || self.rootfs.is_some() {
+            eprintln!("kept the rootfs at {}", rootfs.keep().display());
+        }
+    }
+}
+
 /// A rootfs on disk that is removed when this value is dropped, on success
 /// and failure alike, unless it is kept.
 pub struct Rootfs {
@@ -165,8 +198,9 @@ fn applets(busybox: &Path) -> Result<Vec<String>> {
 }
 
 /// Finds `command` inside the rootfs as the shell would after chroot: a name
-/// with a slash is a path, a bare name is looked for in PATH.
-fn resolve(rootfs: &Path, command: &str) -> Result<PathBuf> {
+/// with a slash is a path, a bare name is looked for in PATH. Once inside,
+/// the rootfs is "/".
+pub fn resolve(rootfs: &Path, command: &str) -> Result<PathBuf> {
     let inside = |candidate: &Path| rootfs.join(candidate.strip_prefix("/").unwrap_or(candidate));
     // lstat, not stat: a link inside the rootfs means what it means after
     // chroot, which is not what it would mean from out here.
@@ -193,7 +227,7 @@ fn resolve(rootfs: &Path, command: &str) -> Result<PathBuf> {
 
 /// The environment the command starts with: nothing of the host's but the
 /// terminal type.
-fn environment() -> Vec<String> {
+pub fn environment() -> Vec<String> {
     let mut env = vec![format!("PATH={}", PATH.join(":")), "HOME=/root".to_string()];
     if let Ok(term) = std::env::var("TERM") {
         env.push(format!("TERM={term}"));
@@ -218,35 +252,56 @@ pub fn run(rootfs: &Path, command: &[String]) -> Result<Exit> {
 /// Enters the rootfs, shows that "/" and "/.." are the rootfs, breaks out,
 /// and shows that "/" is the host's root again. Exits 0 if the escape worked.
 pub fn demonstrate_escape(rootfs: &Path) -> Result<Exit> {
-    let host_root = kernel::file_id(Path::new("/"))?;
-    let jail_root = kernel::file_id(rootfs)?;
+    let witness = Witness::take(rootfs)?;
     run_in_child(|| {
         enter(rootfs)?;
+        witness.try_escape()
+    })
+}
+
+/// What the host's "/" and the rootfs are, taken from outside, so that code
+/// inside can tell where it is.
+pub struct Witness {
+    host_root: (u64, u64),
+    jail_root: (u64, u64),
+    rootfs: PathBuf,
+}
+
+impl Witness {
+    pub fn take(rootfs: &Path) -> Result<Witness> {
+        Ok(Witness {
+            host_root: kernel::file_id(Path::new("/"))?,
+            jail_root: kernel::file_id(rootfs)?,
+            rootfs: rootfs.to_path_buf(),
+        })
+    }
+
+    /// Run inside the jail: says where "/" is, tries [`break_out`], and
+    /// says where "/" is now. The exit code is 0 if the escape worked.
+    pub fn try_escape(&self) -> Result<i32> {
         let root = kernel::file_id(Path::new("/"))?;
         let above = kernel::file_id(Path::new("/.."))?;
-        if root != jail_root || above != jail_root {
-            println!("not jailed: \"/\" is not the rootfs after enter()");
+        if root != self.jail_root || above != self.jail_root {
+            println!("not jailed: \"/\" is not the rootfs");
             return Ok(1);
         }
         println!(
             "jailed: \"/\" is {}, and \"/..\" leads back to it",
-            rootfs.display()
+            self.rootfs.display()
         );
 
         break_out()?;
-        let escaped = kernel::file_id(Path::new("/"))? == host_root;
-        let rootfs_visible = rootfs.exists();
-        if escaped && rootfs_visible {
+        if kernel::file_id(Path::new("/"))? == self.host_root && self.rootfs.exists() {
             println!(
                 "escaped: \"/\" is the host's root again, and {} is in sight",
-                rootfs.display()
+                self.rootfs.display()
             );
             Ok(0)
         } else {
             println!("still jailed: \"/\" is not the host's root after break_out()");
             Ok(1)
         }
-    })
+    }
 }
 // ANCHOR_END: demonstrate_escape
 
