@@ -16,6 +16,8 @@ pub mod scenario;
 
 #[path = "01-chroot/mod.rs"]
 pub mod chroot;
+#[path = "02-namespaces/mod.rs"]
+pub mod namespaces;
 
 /// The ladder, bottom up.
-pub const LEVELS: &[&scenario::Level] = &[&chroot::LEVEL];
+pub const LEVELS: &[&scenario::Level] = &[&chroot::LEVEL, &namespaces::LEVEL];

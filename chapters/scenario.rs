@@ -44,10 +44,16 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 /// Runs `scenario` with the example binary `exe` and returns its transcript,
 /// as it came: [`normalize`] it before comparing it with a recorded one.
 pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String> {
+    transcript(exe, level.example, scenario.args)
+}
+
+/// Runs `exe` with `args` and returns its transcript, headed by the command
+/// line as `shown_as` would be typed.
+pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<String> {
     let (read_end, write_end) = nix::unistd::pipe().map_err(io::Error::from)?;
     let mut command = Command::new(exe);
     command
-        .args(scenario.args)
+        .args(args)
         // Temporary names in the transcripts start with /tmp/podlab-.
         .env("TMPDIR", "/tmp")
         .stdin(Stdio::null())
@@ -79,7 +85,7 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
         .join()
         .map_err(|_| io::Error::other("the output reader panicked"))??;
 
-    let mut transcript = format!("$ {}\n", command_line(level.example, scenario.args));
+    let mut transcript = format!("$ {}\n", command_line(shown_as, args));
     transcript.push_str(&String::from_utf8_lossy(&bytes));
     if !transcript.ends_with('\n') {
         transcript.push('\n');
@@ -95,12 +101,17 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
     Ok(transcript)
 }
 
-/// Replaces what differs from run to run with a fixed placeholder.
+/// Replaces what differs from run to run with a fixed placeholder:
+/// temporary names and the host's process ids.
 pub fn normalize(text: &str) -> String {
     static TEMP_NAME: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"/tmp/podlab-[A-Za-z0-9]{6}(?-u:\b)").unwrap());
+    // The host's process ids, where the narration tells them.
+    static HOST_PID: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(/proc/|child pid |--join )[0-9]+(?-u:\b)").unwrap());
+    let text = HOST_PID.replace_all(text, "${1}[pid]");
     TEMP_NAME
-        .replace_all(text, |found: &regex::Captures| match &found[0] {
+        .replace_all(&text, |found: &regex::Captures| match &found[0] {
             template @ "/tmp/podlab-XXXXXX" => template.to_string(),
             _ => "/tmp/podlab-[id]".to_string(),
         })
@@ -167,6 +178,19 @@ mod tests {
             normalize("/tmp/podlab-test-keep-1-0"),
             "/tmp/podlab-test-keep-1-0"
         );
+    }
+
+    #[test]
+    fn normalize_hides_host_pids_where_they_are_told() {
+        assert_eq!(
+            normalize(
+                r#"clone(CLONE_NEWPID, SIGCHLD) = child pid 4242; write("/proc/4242/uid_map")"#
+            ),
+            r#"clone(CLONE_NEWPID, SIGCHLD) = child pid [pid]; write("/proc/[pid]/uid_map")"#
+        );
+        // A pid inside the container is what the reader should see.
+        assert_eq!(normalize("    1 root     ps"), "    1 root     ps");
+        assert_eq!(normalize("/proc/self/ns/uts"), "/proc/self/ns/uts");
     }
 
     #[test]

@@ -5,11 +5,9 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{example, needs_root_and_busybox, Scratch};
+use common::{example, needs_root_and_busybox, run, Scratch, TerminateOnDrop};
 use podlab::chroot::LEVEL;
 
 scenario_tests!(LEVEL;
@@ -23,27 +21,6 @@ scenario_tests!(LEVEL;
     dynamic_busybox => "dynamic-busybox",
     missing_busybox => "missing-busybox",
 );
-
-struct Outcome {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(command: &mut Command) -> Outcome {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .expect("the program starts");
-    Outcome {
-        code: output
-            .status
-            .code()
-            .or(std::os::unix::process::ExitStatusExt::signal(&output.status).map(|s| 128 + s)),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 fn ours() -> Command {
     Command::new(example("01-chroot"))
@@ -93,20 +70,7 @@ fn refuses_without_root_and_makes_nothing() {
     if !needs_root_and_busybox("refuses_without_root_and_makes_nothing") {
         return;
     }
-    // A copy the unprivileged user can surely execute, wherever the repository is.
-    let scratch = Scratch::new("not-root");
-    let binary = scratch.path().join("01-chroot");
-    std::fs::copy(example("01-chroot"), &binary).unwrap();
-    std::fs::set_permissions(
-        scratch.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-
-    let outcome = run(Command::new(&binary)
-        .args(["ls", "/"])
-        .uid(65534)
-        .gid(65534));
+    let outcome = common::run_as_nobody("01-chroot", &["ls", "/"]);
     assert_eq!(outcome.code, Some(2));
     assert_eq!(outcome.stdout, "");
     assert_eq!(
@@ -208,21 +172,7 @@ fn cleans_up_when_killed() {
     assert_eq!(temp_dirs.len(), 1, "{narration}");
 
     // Wait until the child really is sleep, then kill the parent only.
-    let children = format!("/proc/{}/task/{}/children", parent.id(), parent.id());
-    let started = Instant::now();
-    loop {
-        let child = std::fs::read_to_string(&children).unwrap_or_default();
-        let comm =
-            std::fs::read_to_string(format!("/proc/{}/comm", child.trim())).unwrap_or_default();
-        if comm.trim() == "sleep" {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the child never became sleep"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::child_running(parent.id(), "sleep");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(parent.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -241,20 +191,6 @@ fn cleans_up_when_killed() {
         "{} was left behind",
         temp_dirs[0]
     );
-}
-
-/// Ends a running example if the test fails before it does; SIGTERM, so
-/// that the example still cleans up after itself.
-struct TerminateOnDrop(std::process::Child);
-
-impl Drop for TerminateOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// A bind mount inside a rootfs leads to host files: removing the rootfs

@@ -109,6 +109,35 @@ impl Rootfs {
         &self.path
     }
 
+    /// Lets other user ids reach the rootfs, as root of a user namespace
+    /// must (it is an ordinary id out here): our temporary directory, which
+    /// mkdtemp made 0700, becomes 0711, search only. A directory on the way
+    /// that is not ours and not searchable is refused, not changed.
+    pub fn let_other_ids_in(&self) -> Result<()> {
+        if let Some(temp) = self
+            .remove_on_drop
+            .as_ref()
+            .filter(|dir| **dir != self.path)
+        {
+            kernel::chmod(temp, 0o711)?;
+        }
+        for dir in self.path.ancestors() {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(dir)
+                    .map_err(|e| Error::new(format!("cannot look at {dir:?}: {e}")))?
+                    .permissions(),
+            );
+            if mode & 0o001 == 0 {
+                return Err(Error::new(format!(
+                    "{dir:?} (mode {:o}) lets no other user through, so root of a user namespace, an \
+                     ordinary id out here, cannot reach the rootfs: choose a --rootfs under /tmp",
+                    mode & 0o7777
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Keeps the rootfs on disk after this value is gone.
     pub fn keep(mut self) -> PathBuf {
         self.remove_on_drop = None;

@@ -3,7 +3,9 @@
 //! scratch directories that clean up after themselves.
 #![allow(dead_code)] // each test file uses its own part of this
 
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use podlab::scenario::{self, Level};
@@ -54,18 +56,24 @@ pub fn check_scenario(level: &Level, name: &str) {
     }
     let transcript =
         scenario::run(&example(level.example), level, scenario).expect("the example runs");
-    let leftovers = leftover_temp_dirs(&transcript);
+    assert_transcript(&scenario::snapshot_name(level, scenario), &transcript);
+}
+
+/// Checks that a run left no temporary directory behind, then compares its
+/// normalised transcript with the snapshot `name`.
+pub fn assert_transcript(name: &str, transcript: &str) {
+    let leftovers = leftover_temp_dirs(transcript);
     assert!(
         leftovers.is_empty(),
         "{name} left {leftovers:?} behind:\n{transcript}"
     );
-    let transcript = scenario::normalize(&transcript);
+    let transcript = scenario::normalize(transcript);
     insta::with_settings!({
         snapshot_path => "../snapshots",
         prepend_module_to_snapshot => false,
         omit_expression => true,
     }, {
-        insta::assert_snapshot!(scenario::snapshot_name(level, scenario), transcript);
+        insta::assert_snapshot!(name, transcript);
     });
 }
 
@@ -130,4 +138,81 @@ pub fn leftover_temp_dirs(output: &str) -> Vec<String> {
         .collect();
     dirs.dedup();
     dirs
+}
+
+/// How a program run by a test ended, and what it printed.
+pub struct Outcome {
+    /// The exit code, or 128 + the signal that ended it, as a shell says.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(command: &mut Command) -> Outcome {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("the program starts");
+    Outcome {
+        code: output
+            .status
+            .code()
+            .or(output.status.signal().map(|s| 128 + s)),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs an example as the unprivileged user nobody, from a copy it can
+/// surely execute wherever the repository is.
+pub fn run_as_nobody(example_name: &str, args: &[&str]) -> Outcome {
+    let scratch = Scratch::new("not-root");
+    let binary = scratch.path().join(example_name);
+    std::fs::copy(example(example_name), &binary).unwrap();
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    run(Command::new(&binary).args(args).uid(65534).gid(65534))
+}
+
+/// Ends a running example if the test fails before it does; SIGTERM, so
+/// that the example still cleans up after itself, then SIGKILL for a PID 1
+/// that ignores it.
+pub struct TerminateOnDrop(pub std::process::Child);
+
+impl Drop for TerminateOnDrop {
+    fn drop(&mut self) {
+        for signal in [
+            nix::sys::signal::Signal::SIGTERM,
+            nix::sys::signal::Signal::SIGTERM,
+        ] {
+            if let Ok(None) = self.0.try_wait() {
+                let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+                let _ = nix::sys::signal::kill(pid, signal);
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// The pid of the only child of `parent`, once that child runs `program`.
+pub fn child_running(parent: u32, program: &str) -> u32 {
+    let children = format!("/proc/{parent}/task/{parent}/children");
+    let started = std::time::Instant::now();
+    loop {
+        let child = std::fs::read_to_string(&children).unwrap_or_default();
+        let comm =
+            std::fs::read_to_string(format!("/proc/{}/comm", child.trim())).unwrap_or_default();
+        if comm.trim() == program {
+            return child.trim().parse().unwrap();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no child of {parent} became {program}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
