@@ -36,6 +36,17 @@ pub struct Scenario {
     pub shows: &'static str,
     /// What to look at when a student's run differs from the reference.
     pub hint: &'static str,
+    /// A second run of the example, started first, that runs alongside (a
+    /// container to join, say).
+    pub alongside: Option<Alongside>,
+}
+
+/// A run beside a scenario. In the scenario's `args`, `{pid}` stands for
+/// the host's pid of its child once that child runs `ready_when`.
+pub struct Alongside {
+    pub args: &'static [&'static str],
+    /// The program (as /proc/PID/comm names it) its child becomes when ready.
+    pub ready_when: &'static str,
 }
 
 /// How long one run may take before it is killed (a lab that hangs).
@@ -44,7 +55,106 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 /// Runs `scenario` with the example binary `exe` and returns its transcript,
 /// as it came: [`normalize`] it before comparing it with a recorded one.
 pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String> {
-    transcript(exe, level.example, scenario.args)
+    let Some(alongside) = &scenario.alongside else {
+        return transcript(exe, level.example, scenario.args);
+    };
+    let mut companion = Companion::start(exe, alongside.args)?;
+    let pid = match companion.child_running(alongside.ready_when) {
+        Ok(pid) => pid.to_string(),
+        // Its own transcript says why, a lab's unwritten piece say.
+        Err(output) => {
+            let line = command_line(level.example, alongside.args);
+            return Ok(format!(
+                "$ {line} &\n{output}[ended before its child ran {}]\n",
+                alongside.ready_when
+            ));
+        }
+    };
+    let args: Vec<&str> = scenario
+        .args
+        .iter()
+        .map(|arg| if *arg == "{pid}" { pid.as_str() } else { arg })
+        .collect();
+    transcript(exe, level.example, &args)
+}
+
+/// The run alongside a scenario, its output collected; ended (SIGTERM, then
+/// SIGTERM again, which the examples pass on as SIGKILL) when dropped.
+struct Companion {
+    process: std::process::Child,
+    output: Option<std::thread::JoinHandle<Vec<u8>>>,
+}
+
+impl Companion {
+    fn start(exe: &Path, args: &[&str]) -> io::Result<Companion> {
+        let (read_end, write_end) = nix::unistd::pipe().map_err(io::Error::from)?;
+        let mut command = Command::new(exe);
+        command
+            .args(args)
+            .env("TMPDIR", "/tmp")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(write_end.try_clone()?))
+            .stderr(Stdio::from(write_end));
+        let process = command.spawn()?;
+        drop(command);
+        let output = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::fs::File::from(read_end).read_to_end(&mut bytes);
+            bytes
+        });
+        Ok(Companion {
+            process,
+            output: Some(output),
+        })
+    }
+
+    /// The pid of its child once that child runs `program`; or, if it ends
+    /// first, everything it printed.
+    fn child_running(&mut self, program: &str) -> std::result::Result<u32, String> {
+        let me = self.process.id();
+        let started = Instant::now();
+        while started.elapsed() < TIME_LIMIT {
+            if let Ok(Some(_)) = self.process.try_wait() {
+                let bytes = self
+                    .output
+                    .take()
+                    .and_then(|reader| reader.join().ok())
+                    .unwrap_or_default();
+                return Err(String::from_utf8_lossy(&bytes).into_owned());
+            }
+            let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+                .unwrap_or_default();
+            for child in children.split_whitespace() {
+                let comm =
+                    std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                if comm.trim_end() == program {
+                    return child.parse().map_err(|_| format!("{child} is not a pid"));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(format!(
+            "its child did not run {program} within {} s\n",
+            TIME_LIMIT.as_secs()
+        ))
+    }
+}
+impl Drop for Companion {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.process.id() as i32);
+        for _ in 0..2 {
+            if let Ok(None) = self.process.try_wait() {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        // Its output ends with it; wait for the reader too.
+        if let Some(reader) = self.output.take() {
+            let _ = reader.join();
+        }
+    }
 }
 
 /// Runs `exe` with `args` and returns its transcript, headed by the command

@@ -348,18 +348,21 @@ pub const LEVEL: Level = Level {
             shows: "a command sees the rootfs as /",
             hint: "build_rootfs() makes the directories, copies busybox and links its applets; \
                    enter() calls chroot, then chdir(\"/\")",
+            alongside: None,
         },
         Scenario {
             name: "cd-up",
             args: &["sh", "-c", "cd /; cd ..; pwd; ls"],
             shows: "\"..\" of the new root is the root itself",
             hint: "enter() must chdir(\"/\") after chroot, or the working directory stays outside",
+            alongside: None,
         },
         Scenario {
             name: "whoami",
             args: &["sh", "-c", "whoami; cat /etc/passwd"],
             shows: "names come from the rootfs's own /etc",
             hint: "build_rootfs() writes etc/passwd and etc/group inside the rootfs",
+            alongside: None,
         },
         Scenario {
             name: "escape",
@@ -367,36 +370,42 @@ pub const LEVEL: Level = Level {
             shows: "the classic chroot escape: mkdir, chroot, chdir .., chroot .",
             hint: "break_out(): mkdir a directory, chroot into it without chdir, climb with \
                    chdir(\"..\") until \".\" and \"..\" are the same, then chroot(\".\")",
+            alongside: None,
         },
         Scenario {
             name: "mount-proc",
             args: &["sh", "-c", "mount -t proc proc /proc && echo mounted"],
             shows: "a mount made in the jail lands on the host, until clean-up detaches it",
             hint: "build_rootfs() makes the proc directory the mount needs",
+            alongside: None,
         },
         Scenario {
             name: "quiet",
             args: &["--quiet", "echo", "hello from the jail"],
             shows: "--quiet keeps only the program's own output",
             hint: "every kernel call goes through podlab::kernel, which narrates unless --quiet",
+            alongside: None,
         },
         Scenario {
             name: "no-such-command",
             args: &["nosuchcommand"],
             shows: "a command the rootfs lacks: one sentence, exit 2, nothing left",
             hint: "the rootfs must be removed on the error path too",
+            alongside: None,
         },
         Scenario {
             name: "dynamic-busybox",
             args: &["--busybox", "/bin/ls", "true"],
             shows: "a dynamically linked program is refused before anything is made",
             hint: "the busybox check runs before the rootfs is made",
+            alongside: None,
         },
         Scenario {
             name: "missing-busybox",
             args: &["--busybox", "/nonexistent/busybox", "true"],
             shows: "busybox-static missing: the package to install is named",
             hint: "the busybox check runs before the rootfs is made",
+            alongside: None,
         },
     ],
 };

@@ -24,7 +24,7 @@ use crate::child::{run_in_child, run_in_new_namespaces, Exit};
 use crate::chroot::{self, Witness};
 use crate::error::{Error, Result};
 use crate::kernel;
-use crate::scenario::{Level, Scenario};
+use crate::scenario::{Alongside, Level, Scenario};
 
 /// A kind of namespace: what people call it, its file in /proc/PID/ns, and
 /// its flag for clone(2), unshare(2) and setns(2).
@@ -287,12 +287,14 @@ pub const LEVEL: Level = Level {
             args: &["--uts", "--hostname", "box", "hostname"],
             shows: "a host name of its own; the host's is untouched",
             hint: "the UTS namespace only needs sethostname; check that the rootfs is entered",
+            alongside: None,
         },
         Scenario {
             name: "pid",
             args: &["--pid", "--mount", "ps"],
             shows: "the command is PID 1, and ps sees only the container",
             hint: "pivot_into() mounts proc on the rootfs's /proc before pivot_root",
+            alongside: None,
         },
         Scenario {
             name: "mount",
@@ -300,24 +302,28 @@ pub const LEVEL: Level = Level {
             shows: "after pivot_root, the mount table holds / and /proc, nothing of the host",
             hint: "pivot_into(): make / private and recursive, bind the rootfs onto itself, mount \
                    proc, chdir into it, pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), chdir(\"/\")",
+            alongside: None,
         },
         Scenario {
             name: "escape",
             args: &["--mount", "--escape"],
             shows: "level 1's escape finds nothing above / after pivot_root",
             hint: "pivot_into() must detach the old root; otherwise the escape finds it",
+            alongside: None,
         },
         Scenario {
             name: "ipc",
             args: &["--ipc", "--mount", "sh", "-c", "wc -l < /proc/sysvipc/shm"],
             shows: "an IPC namespace starts empty: only the header of the shared memory table",
             hint: "pivot_into() mounts the proc that shows the new namespace's IPC objects",
+            alongside: None,
         },
         Scenario {
             name: "net",
             args: &["--net", "ip", "link"],
             shows: "a network namespace has only lo, which we set up",
             hint: "the network namespace needs no lab code; check that the rootfs is entered",
+            alongside: None,
         },
         Scenario {
             name: "user",
@@ -331,24 +337,38 @@ pub const LEVEL: Level = Level {
             ],
             shows: "root inside, an ordinary id outside; the host's root is nobody (65534) in here",
             hint: "map_ids() writes \"0 100000 65536\" to /proc/PID/uid_map, then to gid_map",
+            alongside: None,
         },
         Scenario {
             name: "all",
             args: &["--all", "--hostname", "box", "sh", "-c", "hostname; ps"],
             shows: "the set a container gets: UTS, PID, mount, IPC, network",
             hint: "all of pivot_into()",
+            alongside: None,
+        },
+        Scenario {
+            name: "join",
+            args: &["--join", "{pid}", "sh", "-c", "hostname; ps -o pid,comm | head -2"],
+            shows: "a second process joins a running container's namespaces, as nsenter does",
+            hint: "join(): setns into /proc/PID/ns/<kind> for each kind, in the order given",
+            alongside: Some(Alongside {
+                args: &["--all", "--hostname", "joined", "sleep", "30"],
+                ready_when: "sleep",
+            }),
         },
         Scenario {
             name: "no-such-process",
             args: &["--join", "999999999", "true"],
             shows: "joining a process that is not there: one sentence, exit 2",
             hint: "checked before join() is called",
+            alongside: None,
         },
         Scenario {
             name: "long-hostname",
             args: &["--hostname", "a-host-name-longer-than-the-sixty-four-bytes-that-linux-takes-for-one", "true"],
             shows: "a host name Linux would refuse is refused before anything is made",
             hint: "checked before the rootfs is made",
+            alongside: None,
         },
     ],
 };
