@@ -55,35 +55,29 @@ pub fn run_in_child(setup: impl FnOnce() -> Result<i32>) -> Result<Exit> {
             // copy of memory too, and must run only in the parent.
             unsafe { nix::libc::_exit(code) }
         }
-        ForkResult::Parent { child } => parent_side(child, report_read, report_write, None),
+        ForkResult::Parent { child } => parent_side(child, report_read, report_write, None, None),
     }
 }
 // ANCHOR_END: run_in_child
 
 /// Like [`run_in_child`], but the child is cloned into new namespaces of the
-/// kinds in `namespaces`. `prepare`, if given, runs in the parent with the
-/// child's pid while the child waits: a user namespace needs its uid and
-/// gid maps written from outside before the process inside can use them.
+/// kinds in `namespaces`, and waits until the parent lets it go. Before
+/// that, `prepare`, if given, runs in the parent with the child's pid: a
+/// user namespace needs its uid and gid maps written from outside, a
+/// cgroup its first process put in, before the process inside goes on.
 pub fn run_in_new_namespaces(
     namespaces: CloneFlags,
     prepare: Option<&mut dyn FnMut(Pid) -> Result<()>>,
     setup: impl FnOnce() -> Result<i32>,
 ) -> Result<Exit> {
     let (report_read, report_write) = kernel::pipe_cloexec()?;
-    let go = prepare
-        .as_ref()
-        .map(|_| kernel::pipe_cloexec())
-        .transpose()?;
+    let (go_read, go_write) = kernel::pipe_cloexec()?;
     kernel::forward_signals_to_child()?;
-    let child = kernel::clone(namespaces, || child_side(&report_write, go.as_ref(), setup))?;
-    let (go_read, go_write) = go.unzip();
+    let go = (go_read, go_write);
+    let child = kernel::clone(namespaces, || child_side(&report_write, Some(&go), setup))?;
+    let (go_read, go_write) = go;
     drop(go_read);
-    parent_side(
-        child,
-        report_read,
-        report_write,
-        prepare.map(|p| (p, go_write)),
-    )
+    parent_side(child, report_read, report_write, prepare, Some(go_write))
 }
 
 /// The child's half: wait to be let go (if asked), run `setup`, and turn its
@@ -112,17 +106,18 @@ fn child_side(
     code
 }
 
-/// The parent's half: run `prepare` and let the child go, learn from the
-/// report pipe whether its set-up failed, reap it.
+/// The parent's half: run `prepare` and let a waiting child go, learn from
+/// the report pipe whether its set-up failed, reap it.
 fn parent_side(
     child: Pid,
     report_read: OwnedFd,
     report_write: OwnedFd,
-    prepare: Option<(&mut dyn FnMut(Pid) -> Result<()>, Option<OwnedFd>)>,
+    prepare: Option<&mut dyn FnMut(Pid) -> Result<()>>,
+    go_write: Option<OwnedFd>,
 ) -> Result<Exit> {
     kernel::set_signal_target(Some(child));
     drop(report_write);
-    if let Some((prepare, go_write)) = prepare {
+    if let Some(prepare) = prepare {
         if let Err(error) = prepare(child) {
             // The child waits for us; it must not go on half prepared.
             let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
@@ -130,8 +125,9 @@ fn parent_side(
             kernel::set_signal_target(None);
             return Err(error);
         }
-        drop(go_write);
     }
+    // Closing our end of the go pipe lets a waiting child go on.
+    drop(go_write);
     let mut report = String::new();
     let _ = File::from(report_read).read_to_string(&mut report);
     let status = kernel::waitpid(child);
