@@ -90,6 +90,15 @@ pub fn copy(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| io_failed(format!("copy({from:?}, {to:?})"), e))
 }
 
+/// mknod(2) of a character device, such as /dev/null (1, 3). The mode
+/// passes through the umask.
+pub fn mknod_char(path: &Path, major: u64, minor: u64, mode: u32) -> Result<()> {
+    use nix::sys::stat::{makedev, SFlag};
+    narrate!("mknod({path:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))");
+    nix::sys::stat::mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), makedev(major, minor))
+        .map_err(|e| failed(format!("mknod({path:?})"), e))
+}
+
 /// symlink(2): `link` will point at `target`, which is not checked.
 pub fn symlink(target: &Path, link: &Path) -> Result<()> {
     narrate!("symlink({target:?}, {link:?})");
@@ -178,6 +187,41 @@ fn unescape_mountinfo(field: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// rmdir(2). A cgroup's directory stays busy for a moment after its last
+/// process died, so EBUSY is retried for up to a second.
+pub fn rmdir(path: &Path) -> Result<()> {
+    narrate!("rmdir({path:?})");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        match std::fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(io_failed(format!("rmdir({path:?})"), e)),
+        }
+    }
+}
+
+/// kill(2) with SIGKILL to every process `members` lists, again and again
+/// until it lists none (a process may fork while we kill), for at most five
+/// seconds. Told as one line; a process that is gone already is no error.
+pub fn kill_until_none_left(members: impl Fn() -> Vec<Pid>, whose: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut left = members();
+    if left.is_empty() {
+        return;
+    }
+    narrate!("kill(pid, SIGKILL) for each process {whose}, until none is left");
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        for pid in &left {
+            let _ = signal::kill(*pid, Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        left = members();
+    }
 }
 
 /// chroot(2): from now on this process resolves "/" to `path`. Nothing

@@ -20,6 +20,12 @@ pub fn build_rootfs(rootfs: &Path, busybox: &Path, applets: &[String]) -> Result
     kernel::mkdir(&rootfs.join("tmp"), 0o1777)?;
     kernel::chmod(&rootfs.join("tmp"), 0o1777)?;
 
+    // Programs expect /dev/null; the shell opens it for every job it
+    // starts in the background. A device node is only a name for a driver's
+    // numbers: 1, 3 is the null device. Everyone may write to it.
+    kernel::mknod_char(&rootfs.join("dev/null"), 1, 3, 0o666)?;
+    kernel::chmod(&rootfs.join("dev/null"), 0o666)?;
+
     kernel::copy(busybox, &rootfs.join("bin/busybox"))?;
     // busybox looks at the name it was started by (argv[0]) to know which
     // applet to be: /bin/ls -> busybox runs ls.

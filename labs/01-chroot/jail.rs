@@ -1,7 +1,7 @@
 //! Level 1 lab: a root filesystem, a way into it, and the way out.
 //!
 //! Write the three functions below, in order; `cargo lab 1` checks them.
-//! Call the kernel only through `kernel::` (mkdir, chmod, copy, symlink_each,
+//! Call the kernel only through `kernel::` (mkdir, chmod, mknod_char, copy, symlink_each,
 //! write_file, chroot, chdir, file_id): each call narrates itself, and the
 //! narration is part of what the check compares.
 //! The sheet, labs/01-chroot/README.md, says more.
@@ -18,8 +18,8 @@ use crate::kernel;
 pub fn build_rootfs(rootfs: &Path, busybox: &Path, applets: &[String]) -> Result<()> {
     todo!(
         "make bin, dev, etc, proc, root, sys (0o755) and tmp (0o1777, then chmod it), \
-         copy busybox to bin/busybox, link each applet in bin to \"busybox\", \
-         and write etc/passwd and etc/group for root"
+         mknod dev/null (1, 3, 0o666, then chmod it), copy busybox to bin/busybox, \
+         link each applet in bin to \"busybox\", and write etc/passwd and etc/group for root"
     )
 }
 
