@@ -95,8 +95,13 @@ pub fn copy(from: &Path, to: &Path) -> Result<()> {
 pub fn mknod_char(path: &Path, major: u64, minor: u64, mode: u32) -> Result<()> {
     use nix::sys::stat::{makedev, SFlag};
     narrate!("mknod({path:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))");
-    nix::sys::stat::mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), makedev(major, minor))
-        .map_err(|e| failed(format!("mknod({path:?})"), e))
+    nix::sys::stat::mknod(
+        path,
+        SFlag::S_IFCHR,
+        Mode::from_bits_truncate(mode),
+        makedev(major, minor),
+    )
+    .map_err(|e| failed(format!("mknod({path:?})"), e))
 }
 
 /// symlink(2): `link` will point at `target`, which is not checked.
@@ -197,7 +202,10 @@ pub fn rmdir(path: &Path) -> Result<()> {
     loop {
         match std::fs::remove_dir(path) {
             Ok(()) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) && std::time::Instant::now() < deadline => {
+            Err(e)
+                if e.raw_os_error() == Some(nix::libc::EBUSY)
+                    && std::time::Instant::now() < deadline =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(e) => return Err(io_failed(format!("rmdir({path:?})"), e)),
@@ -207,14 +215,13 @@ pub fn rmdir(path: &Path) -> Result<()> {
 
 /// kill(2) with SIGKILL to every process `members` lists, again and again
 /// until it lists none (a process may fork while we kill), for at most five
-/// seconds. Told as one line; a process that is gone already is no error.
+/// seconds. Told as one line, whether there were any or not (processes on
+/// their way out make that a matter of timing); a process that is gone
+/// already is no error.
 pub fn kill_until_none_left(members: impl Fn() -> Vec<Pid>, whose: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let mut left = members();
-    if left.is_empty() {
-        return;
-    }
     narrate!("kill(pid, SIGKILL) for each process {whose}, until none is left");
+    let mut left = members();
     while !left.is_empty() && std::time::Instant::now() < deadline {
         for pid in &left {
             let _ = signal::kill(*pid, Signal::SIGKILL);

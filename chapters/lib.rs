@@ -14,10 +14,12 @@ pub mod kernel;
 pub mod narrate;
 pub mod scenario;
 
+#[path = "03-cgroups/mod.rs"]
+pub mod cgroups;
 #[path = "01-chroot/mod.rs"]
 pub mod chroot;
 #[path = "02-namespaces/mod.rs"]
 pub mod namespaces;
 
 /// The ladder, bottom up.
-pub const LEVELS: &[&scenario::Level] = &[&chroot::LEVEL, &namespaces::LEVEL];
+pub const LEVELS: &[&scenario::Level] = &[&chroot::LEVEL, &namespaces::LEVEL, &cgroups::LEVEL];

@@ -26,6 +26,14 @@ pub struct Level {
     /// The file the student edits, relative to the repository.
     pub lab_file: &'static str,
     pub scenarios: &'static [Scenario],
+    /// What about this machine changes the transcripts (level 3: the cgroup
+    /// version), if anything; each variant has snapshots of its own.
+    pub variant: fn() -> Option<&'static str>,
+}
+
+/// For levels whose transcripts are the same on every machine.
+pub fn same_everywhere() -> Option<&'static str> {
+    None
 }
 
 /// One run of a level's example.
@@ -214,16 +222,17 @@ pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<Strin
 /// Replaces what differs from run to run with a fixed placeholder:
 /// temporary names and the host's process ids.
 pub fn normalize(text: &str) -> String {
+    // Temporary directories and cgroups: podlab- and six random characters.
     static TEMP_NAME: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"/tmp/podlab-[A-Za-z0-9]{6}(?-u:\b)").unwrap());
+        LazyLock::new(|| Regex::new(r"/podlab-[A-Za-z0-9]{6}(?-u:\b)").unwrap());
     // The host's process ids, where the narration tells them.
     static HOST_PID: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(/proc/|child pid |--join )[0-9]+(?-u:\b)").unwrap());
     let text = HOST_PID.replace_all(text, "${1}[pid]");
     TEMP_NAME
         .replace_all(&text, |found: &regex::Captures| match &found[0] {
-            template @ "/tmp/podlab-XXXXXX" => template.to_string(),
-            _ => "/tmp/podlab-[id]".to_string(),
+            template @ "/podlab-XXXXXX" => template.to_string(),
+            _ => "/podlab-[id]".to_string(),
         })
         .into_owned()
 }
@@ -247,9 +256,13 @@ pub fn command_line(program: &str, args: &[&str]) -> String {
         .join(" ")
 }
 
-/// The snapshot's name: `<example>__<scenario>`.
+/// The snapshot's name: `<example>__<scenario>`, and `.<variant>` for a
+/// level whose transcripts depend on the machine.
 pub fn snapshot_name(level: &Level, scenario: &Scenario) -> String {
-    format!("{}__{}", level.example, scenario.name)
+    match (level.variant)() {
+        Some(variant) => format!("{}__{}.{variant}", level.example, scenario.name),
+        None => format!("{}__{}", level.example, scenario.name),
+    }
 }
 
 /// Where the reference transcript of a scenario is recorded.
@@ -283,7 +296,16 @@ mod tests {
             normalize(text),
             r#"mkdtemp("/tmp/podlab-XXXXXX") = "/tmp/podlab-[id]"; /tmp/podlab-[id]/rootfs"#
         );
-        // Names of other shapes are not ours to hide.
+        assert_eq!(
+            normalize("/sys/fs/cgroup/pids/podlab-Ab12Cd/pids.max"),
+            "/sys/fs/cgroup/pids/podlab-[id]/pids.max"
+        );
+        // Names of other shapes are not ours to hide: the rootfs's marker...
+        assert_eq!(
+            normalize("/tmp/x/rootfs/.podlab-rootfs"),
+            "/tmp/x/rootfs/.podlab-rootfs"
+        );
+        // ...nor a test's scratch directory.
         assert_eq!(
             normalize("/tmp/podlab-test-keep-1-0"),
             "/tmp/podlab-test-keep-1-0"

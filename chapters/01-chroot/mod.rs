@@ -341,6 +341,7 @@ pub const LEVEL: Level = Level {
     example: "01-chroot",
     feature: "lab-01",
     lab_file: "labs/01-chroot/jail.rs",
+    variant: crate::scenario::same_everywhere,
     scenarios: &[
         Scenario {
             name: "ls",

@@ -281,6 +281,7 @@ pub const LEVEL: Level = Level {
     example: "02-namespaces",
     feature: "lab-02",
     lab_file: "labs/02-namespaces/isolate.rs",
+    variant: crate::scenario::same_everywhere,
     scenarios: &[
         Scenario {
             name: "uts",

@@ -10,13 +10,45 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use podlab::scenario::{self, Level};
 
-/// The built example `name` (cargo test builds every example first).
+/// The built example `name`, built first if need be: `cargo test` builds
+/// the examples, but `cargo test --test NAME` does not, and would run stale
+/// ones. Built once per test binary, with the tests' profile and lab features.
 pub fn example(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
     let mut dir = std::env::current_exe().expect("the test binary knows its path");
     dir.pop();
     if dir.ends_with("deps") {
         dir.pop();
     }
+    BUILT.call_once(|| {
+        let features: Vec<&str> = [
+            (cfg!(feature = "lab-01"), "lab-01"),
+            (cfg!(feature = "lab-02"), "lab-02"),
+            (cfg!(feature = "lab-03"), "lab-03"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build.args([
+            "build",
+            "--quiet",
+            "--examples",
+            "--manifest-path",
+            env!("CARGO_MANIFEST_PATH"),
+        ]);
+        if dir.ends_with("release") {
+            build.arg("--release");
+        }
+        if !features.is_empty() {
+            build.args(["--features", &features.join(",")]);
+        }
+        assert!(
+            build.status().expect("cargo runs").success(),
+            "the examples do not build"
+        );
+    });
     dir.join("examples").join(name)
 }
 
@@ -127,17 +159,29 @@ impl Drop for Scratch {
     }
 }
 
-/// Whether any temporary directory of the examples' own naming exists
-/// whose name appears in `output` (the narration names the ones it makes).
+/// What of ours the narration in `output` names that still exists: the
+/// temporary directories (/tmp/podlab-*) and cgroups (.../podlab-*) that
+/// the examples make and tell as they make them.
 pub fn leftover_temp_dirs(output: &str) -> Vec<String> {
-    let mut dirs: Vec<String> = output
+    let mut found: Vec<String> = output
         .split('"')
-        .filter(|word| word.starts_with("/tmp/podlab-") && !word.contains("XXXXXX"))
-        .map(|word| word.split('/').take(3).collect::<Vec<_>>().join("/"))
+        .filter(|word| !word.contains("XXXXXX"))
+        .filter_map(|word| {
+            if word.starts_with("/tmp/podlab-") {
+                Some(word.split('/').take(3).collect::<Vec<_>>().join("/"))
+            } else if word.starts_with("/sys/fs/cgroup/") {
+                let end = word.find("/podlab-")? + 1;
+                let name_end = word[end..].find('/').map_or(word.len(), |i| end + i);
+                Some(word[..name_end].to_string())
+            } else {
+                None
+            }
+        })
         .filter(|dir| Path::new(dir).exists())
         .collect();
-    dirs.dedup();
-    dirs
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// How a program run by a test ended, and what it printed.

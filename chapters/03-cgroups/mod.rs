@@ -1,0 +1,430 @@
+//! Level 3: cgroups.
+//!
+//! Namespaces decide what a process sees; control groups decide what it may
+//! use. A cgroup is a directory in a special file system: write a limit into
+//! one of its files, write a process id into `cgroup.procs`, and the kernel
+//! holds that process and its children to the limit, and counts what they
+//! use. Version 1 has one tree per controller; version 2 one tree for all.
+
+// The lab swaps the reference `limits` for the student's file (`--features lab-03`).
+#[cfg_attr(not(feature = "lab-03"), path = "limits.rs")]
+#[cfg_attr(feature = "lab-03", path = "../../labs/03-cgroups/limits.rs")]
+mod limits;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use limits::{read_usage, write_limits};
+use nix::unistd::Pid;
+
+use crate::child::{run_in_child, Exit};
+use crate::chroot;
+use crate::error::{Error, Result};
+use crate::kernel;
+use crate::scenario::{Level, Scenario};
+
+/// Where the cgroup file systems are mounted.
+pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+/// The controllers this level uses. Under v1, each has a tree of its own
+/// (cpuacct counts CPU time, cpu limits it).
+const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Version {
+    /// One tree per controller, /sys/fs/cgroup/<controller>/...
+    V1,
+    /// One tree for all, /sys/fs/cgroup/...
+    V2,
+}
+
+impl Version {
+    /// What this machine has, read off the file system at /sys/fs/cgroup:
+    /// cgroup2 itself (v2), or a tmpfs holding v1's trees (v1, or "hybrid"
+    /// with a v2 tree beside them that holds no controller we use).
+    pub fn of_this_machine() -> Result<Version> {
+        use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC, TMPFS_MAGIC};
+        let missing = || {
+            Error::new(format!(
+                "there is no cgroup file system at {CGROUP_ROOT}: mount one (mount -t cgroup2 none {CGROUP_ROOT})"
+            ))
+        };
+        let fs = statfs(CGROUP_ROOT).map_err(|_| missing())?;
+        if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
+            Ok(Version::V2)
+        } else if fs.filesystem_type() == TMPFS_MAGIC
+            && Path::new(CGROUP_ROOT).join("memory").exists()
+        {
+            Ok(Version::V1)
+        } else {
+            Err(missing())
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Version::V1 => "v1",
+            Version::V2 => "v2",
+        }
+    }
+}
+
+/// The limits a container may get; None for no limit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpu: Option<CpuShare>,
+}
+
+/// A share of one CPU: `quota_us` of every `period_us` microseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuShare {
+    pub quota_us: u64,
+    pub period_us: u64,
+}
+
+/// The CFS period the kernel uses by default, 100 ms.
+const PERIOD_US: u64 = 100_000;
+
+/// `64M`, `512K`, `1G` or a number of bytes.
+pub fn parse_size(text: &str) -> Result<u64> {
+    let bad = || {
+        Error::new(format!(
+            "--memory {text:?} is not a size: write it as 64M, 512K or 1G"
+        ))
+    };
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let shift = match unit {
+        "" => 0,
+        "K" | "k" => 10,
+        "M" | "m" => 20,
+        "G" | "g" => 30,
+        _ => return Err(bad()),
+    };
+    let number: u64 = digits.parse().map_err(|_| bad())?;
+    let bytes = number
+        .checked_mul(1 << shift)
+        .filter(|b| *b > 0)
+        .ok_or_else(bad)?;
+    Ok(bytes)
+}
+
+/// A share of a CPU as a fraction: `0.5` is half of one CPU, `2` two CPUs.
+pub fn parse_cpu(text: &str) -> Result<CpuShare> {
+    let cpus: f64 = text.parse().map_err(|_| {
+        Error::new(format!(
+            "--cpu {text:?} is not a number of CPUs: write it as 0.5 (half a CPU) or 2"
+        ))
+    })?;
+    // The kernel takes quotas from 1 ms on.
+    let quota_us = (cpus * PERIOD_US as f64).round();
+    if !quota_us.is_finite() || quota_us < 1000.0 {
+        return Err(Error::new(format!(
+            "--cpu {text:?} is too small: give at least 0.01 of a CPU"
+        )));
+    }
+    Ok(CpuShare {
+        quota_us: quota_us as u64,
+        period_us: PERIOD_US,
+    })
+}
+
+/// `--pids`: at least 1.
+pub fn parse_pids(text: &str) -> Result<u64> {
+    text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+        Error::new(format!(
+            "--pids {text:?} is not a number of processes: give a whole number from 1 up"
+        ))
+    })
+}
+
+/// What the kernel counted for a group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub memory_peak: Option<u64>,
+    pub oom_kills: Option<u64>,
+    pub forks_refused: Option<u64>,
+    pub cpu_nanoseconds: Option<u64>,
+    pub cpu_throttled: Option<u64>,
+}
+
+/// A control group of ours: a directory in each controller's tree (v1) or
+/// one directory (v2). Removed when dropped, after any process still in it
+/// is killed, on success and failure alike.
+pub struct Cgroup {
+    pub version: Version,
+    pub name: String,
+    dirs: Vec<(&'static str, PathBuf)>,
+}
+
+impl Cgroup {
+    /// Makes the group `name`, which must not exist yet.
+    pub fn create(version: Version, name: &str) -> Result<Cgroup> {
+        let mut cgroup = Cgroup {
+            version,
+            name: name.to_string(),
+            dirs: Vec::new(),
+        };
+        let root = Path::new(CGROUP_ROOT);
+        let wanted: Vec<(&'static str, PathBuf)> = match version {
+            Version::V1 => CONTROLLERS
+                .iter()
+                .map(|c| (*c, root.join(c).join(name)))
+                .collect(),
+            Version::V2 => vec![("", root.join(name))],
+        };
+        for (_, dir) in &wanted {
+            if dir.exists() {
+                return Err(Error::new(format!(
+                    "a cgroup named {name:?} exists already ({}): choose another --cgroup, or rmdir it if it is a leftover",
+                    dir.display()
+                )));
+            }
+        }
+        check_controllers(version)?;
+        if version == Version::V2 {
+            // Children of the root get these controllers (no-op if they had them).
+            kernel::write_file(&root.join("cgroup.subtree_control"), "+cpu +memory +pids")?;
+        }
+        for (controller, dir) in wanted {
+            kernel::mkdir(&dir, 0o755)?;
+            // Recorded as soon as it exists, so that Drop removes it on any path.
+            cgroup.dirs.push((controller, dir));
+        }
+        Ok(cgroup)
+    }
+
+    /// The path of a controller's file in this group.
+    pub fn file(&self, controller: &str, file: &str) -> PathBuf {
+        let dir = match self.version {
+            Version::V1 => self
+                .dirs
+                .iter()
+                .find(|(c, _)| *c == controller)
+                .map(|(_, d)| d),
+            Version::V2 => self.dirs.first().map(|(_, d)| d),
+        };
+        dir.expect("the group has a directory for each controller it uses")
+            .join(file)
+    }
+
+    /// A file that holds one number.
+    pub fn number(&self, controller: &str, file: &str) -> Option<u64> {
+        std::fs::read_to_string(self.file(controller, file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// A file of "key number" lines: the number of `key`.
+    pub fn keyed(&self, controller: &str, file: &str, key: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(self.file(controller, file)).ok()?;
+        text.lines().find_map(|line| {
+            line.strip_prefix(key)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+    }
+
+    /// Moves the calling process into the group ("0" means "me"); its
+    /// children will be born in it.
+    pub fn join_self(&self) -> Result<()> {
+        for (_, dir) in &self.dirs {
+            kernel::write_file(&dir.join("cgroup.procs"), "0")?;
+        }
+        Ok(())
+    }
+
+    /// The processes still in the group.
+    fn members(&self) -> Vec<Pid> {
+        let mut pids: Vec<Pid> = self
+            .dirs
+            .iter()
+            .filter_map(|(_, dir)| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|l| l.parse().ok())
+                    .map(Pid::from_raw)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        pids.sort();
+        pids.dedup();
+        pids
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        // A group with processes in it cannot be removed: end them first.
+        kernel::kill_until_none_left(|| self.members(), "left in the group");
+        for (_, dir) in self.dirs.drain(..).rev() {
+            if let Err(error) = kernel::rmdir(&dir) {
+                eprintln!("warning: could not clean up: {error}");
+            }
+        }
+    }
+}
+
+/// Refuses to go on when a controller this level needs is not there.
+fn check_controllers(version: Version) -> Result<()> {
+    let root = Path::new(CGROUP_ROOT);
+    let missing: Vec<&str> = match version {
+        Version::V1 => CONTROLLERS
+            .iter()
+            .copied()
+            .filter(|c| !root.join(c).join("cgroup.procs").exists())
+            .collect(),
+        Version::V2 => {
+            let available =
+                std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            ["memory", "pids", "cpu"]
+                .into_iter()
+                .filter(|c| !available.split_whitespace().any(|a| a == *c))
+                .collect()
+        }
+    };
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::new(format!(
+            "this machine's cgroup {} has no {} controller: boot with them (Debian's and Ubuntu's kernels have them)",
+            version.name(),
+            missing.join(", ")
+        )))
+    }
+}
+
+/// A name no other run uses: podlab- and six letters or digits.
+pub fn unique_name() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let letters: String = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    format!("podlab-{letters}")
+}
+
+// ANCHOR: run
+/// Runs `command` in `rootfs` as a member of `cgroup`: the child joins the
+/// group first, so that everything it starts is counted and limited too.
+pub fn run(rootfs: &Path, cgroup: &Cgroup, command: &[String]) -> Result<Exit> {
+    let program = chroot::resolve(rootfs, &command[0])?;
+    let env = chroot::environment();
+    run_in_child(|| {
+        cgroup.join_self()?;
+        chroot::enter(rootfs)?;
+        Err(kernel::execve(&program, command, &env))
+    })
+}
+// ANCHOR_END: run
+
+/// What the kernel's counters say about each limit, in words that do not
+/// change from run to run.
+pub fn report(limits: &Limits, usage: &Usage) -> Vec<String> {
+    let counted =
+        |n: Option<u64>| n.map_or("not counted by this kernel".to_string(), |n| n.to_string());
+    let mut lines = Vec::new();
+    if let Some(limit) = limits.memory {
+        let peak = match usage.memory_peak {
+            Some(peak) if peak * 10 >= limit * 9 => "usage peaked at the limit",
+            Some(_) => "usage stayed below the limit",
+            None => "peak usage not counted by this kernel",
+        };
+        lines.push(format!(
+            "memory: limit {} MiB; {peak}; OOM kills: {}",
+            limit >> 20,
+            counted(usage.oom_kills)
+        ));
+    }
+    if let Some(limit) = limits.pids {
+        lines.push(format!(
+            "pids: limit {limit}; forks refused: {}",
+            counted(usage.forks_refused)
+        ));
+    }
+    if let Some(cpu) = limits.cpu {
+        let throttled = match usage.cpu_throttled {
+            Some(0) => "no",
+            Some(_) => "yes",
+            None => "not counted by this kernel",
+        };
+        lines.push(format!(
+            "cpu: limit {:.2} CPU; throttled: {throttled}",
+            cpu.quota_us as f64 / cpu.period_us as f64
+        ));
+    }
+    lines
+}
+
+/// The counters as numbers, with the wall-clock time the command took.
+pub fn figures(usage: &Usage, wall: Duration) -> Vec<String> {
+    let show = |n: Option<u64>| n.map_or("-".to_string(), |n| n.to_string());
+    vec![
+        format!("memory peak (bytes): {}", show(usage.memory_peak)),
+        format!("OOM kills: {}", show(usage.oom_kills)),
+        format!("forks refused: {}", show(usage.forks_refused)),
+        format!("CPU time (ns): {}", show(usage.cpu_nanoseconds)),
+        format!("wall-clock time (ns): {}", wall.as_nanos()),
+        format!("periods throttled: {}", show(usage.cpu_throttled)),
+    ]
+}
+
+/// The variant of level 3's transcripts on this machine: "v1" or "v2".
+fn cgroup_version() -> Option<&'static str> {
+    Version::of_this_machine().ok().map(Version::name)
+}
+
+/// Level 3 in the ladder, with the scenarios its tests and its lab check
+/// run. Their transcripts differ between cgroup v1 and v2: each has its own
+/// snapshot, `<name>.v1` and `<name>.v2`.
+pub const LEVEL: Level = Level {
+    number: 3,
+    name: "cgroups",
+    example: "03-cgroups",
+    feature: "lab-03",
+    lab_file: "labs/03-cgroups/limits.rs",
+    variant: cgroup_version,
+    scenarios: &[
+        Scenario {
+            name: "memory",
+            args: &["--memory", "16M", "awk", "BEGIN { s = \"x\"; while (1) s = s s }"],
+            shows: "over its memory limit, the shell is killed by the OOM killer",
+            hint: "write_limits(): memory.limit_in_bytes and memory.memsw.limit_in_bytes (v1), memory.max and \
+                   memory.swap.max = 0 (v2); read_usage(): oom_kill in memory.oom_control (v1), memory.events (v2)",
+            alongside: None,
+        },
+        Scenario {
+            name: "pids",
+            args: &["--pids", "4", "sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done; wait"],
+            shows: "at its pids limit, fork fails inside; the host is fine",
+            hint: "write_limits(): pids.max; read_usage(): max in pids.events",
+            alongside: None,
+        },
+        Scenario {
+            name: "cpu",
+            args: &["--cpu", "0.2", "sh", "-c", "timeout 1 sh -c 'while :; do :; done'; echo stopped"],
+            shows: "a busy loop is throttled to its share of a CPU",
+            hint: "write_limits(): cpu.cfs_period_us, then cpu.cfs_quota_us (v1), cpu.max \"quota period\" (v2); \
+                   read_usage(): nr_throttled in cpu.stat",
+            alongside: None,
+        },
+        Scenario {
+            name: "bad-size",
+            args: &["--memory", "12Q", "true"],
+            shows: "a limit that does not parse: one sentence, exit 2, nothing made",
+            hint: "checked before anything is made",
+            alongside: None,
+        },
+    ],
+};
