@@ -340,3 +340,58 @@ fn refuses_a_malformed_id_map() {
         outcome.stderr
     );
 }
+
+/// When PID 1 of a PID namespace exits, the kernel kills every other
+/// process in the namespace: the shell's background sleep does not outlive it.
+#[test]
+fn when_pid_1_exits_the_rest_of_its_namespace_is_killed() {
+    if !needs_root_and_busybox("when_pid_1_exits_the_rest_of_its_namespace_is_killed") {
+        return;
+    }
+    // A duration no other process uses, to find the sleep by.
+    let marker = format!("{}", 4000 + std::process::id() % 1000);
+    let outcome = run(ours().args([
+        "-q",
+        "--pid",
+        "--mount",
+        "sh",
+        "-c",
+        &format!("sleep {marker} & echo started"),
+    ]));
+    assert_eq!(
+        (outcome.code, outcome.stdout.as_str()),
+        (Some(0), "started\n"),
+        "{}",
+        outcome.stderr
+    );
+    let sleeping = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .any(|cmdline| cmdline == format!("sleep\0{marker}\0").as_bytes());
+    assert!(!sleeping, "the background sleep outlived PID 1");
+
+    // Without a PID namespace, the same sleep lives on: the test can fail.
+    // (Its output goes to /dev/null, or it would hold our pipe open.)
+    let outcome = run(ours().args([
+        "-q",
+        "--mount",
+        "sh",
+        "-c",
+        &format!("sleep {marker} >/dev/null 2>&1 & echo started"),
+    ]));
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    let survivor = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok())
+        .find(|entry| {
+            std::fs::read(entry.path().join("cmdline"))
+                .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+        });
+    let survivor = survivor.expect("without a PID namespace the sleep survives its shell");
+    let pid: i32 = survivor.file_name().to_string_lossy().parse().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+}

@@ -5,7 +5,8 @@
 //! libraries it needs, and an /init that mounts cgroup2 and runs each of
 //! the level's scenarios. Their transcripts, read back from the serial
 //! console, are the `.v2` snapshots: the ones a v2 machine checks against,
-//! and the ones the book shows beside v1's.
+//! and the ones the book shows beside v1's. One more run, made before
+//! cgroup2 is mounted, is the case of a machine without it.
 
 mod common;
 
@@ -15,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use podlab::cgroups::LEVEL;
-use podlab::scenario::{command_line, Scenario};
+use podlab::scenario::command_line;
 
 /// Where scripts/setup --tests unpacks the kernel.
 const KERNEL: &str = "/var/cache/podlab/vm/vmlinuz";
@@ -48,13 +49,16 @@ fn level_3_on_cgroup_v2_in_a_vm() {
         console.contains("podlab-vm: cgroup2 at /sys/fs/cgroup"),
         "the VM did not come up with cgroup v2:\n{console}"
     );
-    for scenario in LEVEL.scenarios {
-        let transcript = transcript_from(&console, scenario)
-            .unwrap_or_else(|| panic!("the console has no run of {}:\n{console}", scenario.name));
-        common::assert_transcript(
-            &format!("{}__{}.v2", LEVEL.example, scenario.name),
-            &transcript,
-        );
+    let runs = std::iter::once((NO_CGROUP_FS, NO_CGROUP_FS_ARGS)).chain(
+        LEVEL
+            .scenarios
+            .iter()
+            .map(|scenario| (scenario.name, scenario.args)),
+    );
+    for (name, args) in runs {
+        let transcript = transcript_from(&console, name, args)
+            .unwrap_or_else(|| panic!("the console has no run of {name}:\n{console}"));
+        common::assert_transcript(&format!("{}__{name}.v2", LEVEL.example), &transcript);
     }
 }
 
@@ -100,11 +104,11 @@ fn boot(initramfs: &Path) -> String {
     String::from_utf8_lossy(&reader.join().unwrap()).replace('\r', "")
 }
 
-/// The transcript of one scenario, cut from between its markers.
-fn transcript_from(console: &str, scenario: &Scenario) -> Option<String> {
-    let begin = format!("=== podlab begin {}\n", scenario.name);
+/// The transcript of the run marked `name`, cut from between its markers.
+fn transcript_from(console: &str, name: &str, args: &[&str]) -> Option<String> {
+    let begin = format!("=== podlab begin {name}\n");
     let start = console.find(&begin)? + begin.len();
-    let end_marker = format!("=== podlab end {} ", scenario.name);
+    let end_marker = format!("=== podlab end {name} ");
     let end = start + console[start..].find(&end_marker)?;
     let status: i32 = console[end + end_marker.len()..]
         .lines()
@@ -112,36 +116,47 @@ fn transcript_from(console: &str, scenario: &Scenario) -> Option<String> {
         .trim()
         .parse()
         .ok()?;
+    let line = command_line(LEVEL.example, args);
     Some(format!(
-        "$ {}\n{}[exit status {status}]\n",
-        command_line(LEVEL.example, scenario.args),
+        "$ {line}\n{}[exit status {status}]\n",
         &console[start..end]
     ))
 }
 
-/// The VM's /init: mount what a system needs, cgroup2 on /sys/fs/cgroup,
-/// then run each scenario with its output kept apart from the console's.
+/// The VM's /init: mount what a system needs, run the example once before
+/// cgroup2 is there, mount cgroup2 on /sys/fs/cgroup, run each scenario.
 fn init_script() -> String {
-    let mut script = String::from(
+    let script = String::from(
         "#!/bin/busybox sh\n\
          /bin/busybox --install -s /bin\n\
          mount -t proc proc /proc\n\
          mount -t sysfs sys /sys\n\
          mount -t devtmpfs dev /dev\n\
          mount -t tmpfs tmp /tmp\n\
+         {before}\
          mount -t cgroup2 none /sys/fs/cgroup\n\
          grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts && echo 'podlab-vm: cgroup2 at /sys/fs/cgroup'\n",
     );
+    let mut script = script.replace("{before}", &run_and_mark(NO_CGROUP_FS, NO_CGROUP_FS_ARGS));
     for scenario in LEVEL.scenarios {
-        let line = command_line(&format!("/{}", LEVEL.example), scenario.args);
-        script.push_str(&format!(
-            "{line} > /tmp/out 2>&1; status=$?\n\
-             echo '=== podlab begin {name}'; cat /tmp/out; echo \"=== podlab end {name} $status\"\n",
-            name = scenario.name
-        ));
+        script.push_str(&run_and_mark(scenario.name, scenario.args));
     }
     script.push_str("poweroff -f\n");
     script
+}
+
+/// A run made before cgroup2 is mounted: a machine without the file system.
+const NO_CGROUP_FS: &str = "no-cgroup-fs";
+const NO_CGROUP_FS_ARGS: &[&str] = &["--memory", "16M", "true"];
+
+/// The lines of /init that run the example with `args`, its output kept
+/// apart from the console's, between markers named `name`.
+fn run_and_mark(name: &str, args: &[&str]) -> String {
+    let line = command_line(&format!("/{}", LEVEL.example), args);
+    format!(
+        "{line} > /tmp/out 2>&1; status=$?\n\
+         echo '=== podlab begin {name}'; cat /tmp/out; echo \"=== podlab end {name} $status\"\n"
+    )
 }
 
 /// An initramfs (a newc cpio archive, uncompressed): directories, /init,
