@@ -9,8 +9,9 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use regex::Regex;
@@ -89,27 +90,13 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
 /// The run alongside a scenario, its output collected; ended (SIGTERM, then
 /// SIGTERM again, which the examples pass on as SIGKILL) when dropped.
 struct Companion {
-    process: std::process::Child,
-    output: Option<std::thread::JoinHandle<Vec<u8>>>,
+    process: Child,
+    output: Option<JoinHandle<Vec<u8>>>,
 }
 
 impl Companion {
     fn start(exe: &Path, args: &[&str]) -> io::Result<Companion> {
-        let (read_end, write_end) = nix::unistd::pipe().map_err(io::Error::from)?;
-        let mut command = Command::new(exe);
-        command
-            .args(args)
-            .env("TMPDIR", "/tmp")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(write_end.try_clone()?))
-            .stderr(Stdio::from(write_end));
-        let process = command.spawn()?;
-        drop(command);
-        let output = std::thread::spawn(move || {
-            let mut bytes = Vec::new();
-            let _ = std::fs::File::from(read_end).read_to_end(&mut bytes);
-            bytes
-        });
+        let (process, output) = spawn_merged(exe, args)?;
         Ok(Companion {
             process,
             output: Some(output),
@@ -165,9 +152,9 @@ impl Drop for Companion {
     }
 }
 
-/// Runs `exe` with `args` and returns its transcript, headed by the command
-/// line as `shown_as` would be typed.
-pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<String> {
+/// Starts `exe` with `args`, its stdout and stderr into one pipe, read to
+/// the end by a thread: one stream, in the order a terminal would show it.
+fn spawn_merged(exe: &Path, args: &[&str]) -> io::Result<(Child, JoinHandle<Vec<u8>>)> {
     let (read_end, write_end) = nix::unistd::pipe().map_err(io::Error::from)?;
     let mut command = Command::new(exe);
     command
@@ -177,16 +164,21 @@ pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<Strin
         .stdin(Stdio::null())
         .stdout(Stdio::from(write_end.try_clone()?))
         .stderr(Stdio::from(write_end));
-    let mut child = command.spawn()?;
-    // Our copies of the write end must go, or the read below never ends.
+    let child = command.spawn()?;
+    // Our copies of the write end must go, or the read never ends.
     drop(command);
-
     let reader = std::thread::spawn(move || {
         let mut bytes = Vec::new();
-        std::fs::File::from(read_end)
-            .read_to_end(&mut bytes)
-            .map(|_| bytes)
+        let _ = std::fs::File::from(read_end).read_to_end(&mut bytes);
+        bytes
     });
+    Ok((child, reader))
+}
+
+/// Runs `exe` with `args` and returns its transcript, headed by the command
+/// line as `shown_as` would be typed.
+pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<String> {
+    let (mut child, reader) = spawn_merged(exe, args)?;
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -201,7 +193,7 @@ pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<Strin
     };
     let bytes = reader
         .join()
-        .map_err(|_| io::Error::other("the output reader panicked"))??;
+        .map_err(|_| io::Error::other("the output reader panicked"))?;
 
     let mut transcript = format!("$ {}\n", command_line(shown_as, args));
     transcript.push_str(&String::from_utf8_lossy(&bytes));

@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use nix::sys::signal::Signal;
 
-use common::{example, needs_root_and_busybox, run, Scratch, TerminateOnDrop};
+use std::process::Command;
+
+use common::{example, needs_root_and_busybox, run, Scratch};
 use podlab::chroot::LEVEL;
 
 scenario_tests!(LEVEL;
@@ -149,47 +150,21 @@ fn cleans_up_when_killed() {
     if !needs_root_and_busybox("cleans_up_when_killed") {
         return;
     }
-    let mut parent = TerminateOnDrop(
-        ours()
-            .args(["sleep", "30"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let parent = &mut parent.0;
-    let mut stderr = BufReader::new(parent.stderr.take().unwrap());
-    let mut narration = String::new();
-    while !narration.contains("execve(\"/bin/sleep\"") {
-        assert_ne!(
-            stderr.read_line(&mut narration).unwrap(),
-            0,
-            "ended early:\n{narration}"
-        );
-    }
-    let temp_dirs = common::leftover_temp_dirs(&narration);
-    assert_eq!(temp_dirs.len(), 1, "{narration}");
-
-    // Wait until the child really is sleep, then kill the parent only.
-    common::child_running(parent.id(), "sleep");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(parent.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-
-    let status = parent.wait().unwrap();
-    std::io::Read::read_to_string(&mut stderr, &mut narration).unwrap();
-    assert_eq!(status.code(), Some(128 + 15), "{narration}");
+    let killed =
+        common::kill_while_running("01-chroot", &["sleep", "30"], "sleep", &[Signal::SIGTERM]);
+    assert_eq!(killed.status.code(), Some(128 + 15), "{}", killed.narration);
     assert!(
-        narration.contains("waitpid(child) = killed by SIGTERM"),
-        "{narration}"
+        killed
+            .narration
+            .contains("waitpid(child) = killed by SIGTERM"),
+        "{}",
+        killed.narration
     );
+    assert_eq!(killed.made.len(), 1, "{}", killed.narration);
     assert!(
-        !std::path::Path::new(&temp_dirs[0]).exists(),
+        !std::path::Path::new(&killed.made[0]).exists(),
         "{} was left behind",
-        temp_dirs[0]
+        killed.made[0]
     );
 }
 

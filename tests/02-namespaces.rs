@@ -5,7 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use nix::sys::signal::Signal;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -252,51 +253,27 @@ fn cleans_up_when_killed() {
     if !needs_root_and_busybox("cleans_up_when_killed") {
         return;
     }
-    let mut parent = TerminateOnDrop(
-        ours()
-            .args(["--all", "sleep", "30"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let killed = common::kill_while_running(
+        "02-namespaces",
+        &["--all", "sleep", "30"],
+        "sleep",
+        &[Signal::SIGTERM, Signal::SIGTERM],
     );
-    let parent = &mut parent.0;
-    let mut stderr = BufReader::new(parent.stderr.take().unwrap());
-    let mut narration = String::new();
-    while !narration.contains("execve(\"/bin/sleep\"") {
-        assert_ne!(
-            stderr.read_line(&mut narration).unwrap(),
-            0,
-            "ended early:\n{narration}"
-        );
-    }
-    let temp_dirs = common::leftover_temp_dirs(&narration);
-    assert_eq!(temp_dirs.len(), 1, "{narration}");
-    common::child_running(parent.id(), "sleep");
-
-    let pid = nix::unistd::Pid::from_raw(parent.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(killed.status.code(), Some(128 + 9), "{}", killed.narration);
     assert!(
-        parent.try_wait().unwrap().is_none(),
-        "a PID 1 without a handler should have ignored SIGTERM"
+        killed
+            .narration
+            .contains("waitpid(child) = killed by SIGKILL"),
+        "{}",
+        killed.narration
     );
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-
-    let status = parent.wait().unwrap();
-    std::io::Read::read_to_string(&mut stderr, &mut narration).unwrap();
-    assert_eq!(status.code(), Some(128 + 9), "{narration}");
+    assert_eq!(killed.made.len(), 1, "{}", killed.narration);
     assert!(
-        narration.contains("waitpid(child) = killed by SIGKILL"),
-        "{narration}"
-    );
-    assert!(
-        !Path::new(&temp_dirs[0]).exists(),
+        !Path::new(&killed.made[0]).exists(),
         "{} was left behind",
-        temp_dirs[0]
+        killed.made[0]
     );
-    assert!(podlab::kernel::mounts_under(Path::new(&temp_dirs[0]))
+    assert!(podlab::kernel::mounts_under(Path::new(&killed.made[0]))
         .unwrap()
         .is_empty());
 }

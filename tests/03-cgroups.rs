@@ -5,11 +5,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use nix::sys::signal::Signal;
 
-use common::{example, needs_root_and_busybox, run, TerminateOnDrop};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{example, needs_root_and_busybox, run};
 use podlab::cgroups::{Version, LEVEL};
 
 scenario_tests!(LEVEL;
@@ -171,40 +172,23 @@ fn cleans_up_when_killed() {
     if !needs_root_and_busybox("cleans_up_when_killed") {
         return;
     }
-    let mut parent = TerminateOnDrop(
-        ours()
-            .args(["--pids", "10", "sleep", "30"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+    let killed = common::kill_while_running(
+        "03-cgroups",
+        &["--pids", "10", "sleep", "30"],
+        "sleep",
+        &[Signal::SIGTERM],
     );
-    let parent = &mut parent.0;
-    let mut stderr = BufReader::new(parent.stderr.take().unwrap());
-    let mut narration = String::new();
-    while !narration.contains("execve(\"/bin/sleep\"") {
-        assert_ne!(
-            stderr.read_line(&mut narration).unwrap(),
-            0,
-            "ended early:\n{narration}"
-        );
-    }
-    let made = common::leftover_temp_dirs(&narration);
+    assert_eq!(killed.status.code(), Some(128 + 15), "{}", killed.narration);
     assert!(
-        made.iter().any(|d| d.starts_with("/sys/fs/cgroup/")),
-        "{made:?}"
+        killed.made.iter().any(|d| d.starts_with("/sys/fs/cgroup/")),
+        "{:?}",
+        killed.made
     );
-    common::child_running(parent.id(), "sleep");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(parent.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = parent.wait().unwrap();
-    std::io::Read::read_to_string(&mut stderr, &mut narration).unwrap();
-    assert_eq!(status.code(), Some(128 + 15), "{narration}");
-    let left: Vec<_> = made.iter().filter(|d| Path::new(d).exists()).collect();
+    let left: Vec<_> = killed
+        .made
+        .iter()
+        .filter(|d| Path::new(d).exists())
+        .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 

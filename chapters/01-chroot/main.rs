@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use podlab::chroot;
+use podlab::chroot::{self, CommandOptions};
 use podlab::error::{finish, Result};
 use podlab::{kernel, narrate};
 
@@ -32,23 +32,13 @@ struct Args {
     #[command(flatten)]
     rootfs: chroot::RootfsOptions,
 
-    /// Do not narrate the kernel calls; print only the command's output.
-    #[arg(short, long)]
-    quiet: bool,
-
-    /// The command to run inside the jail, looked up in its /bin; by default
-    /// an interactive shell.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
-    command: Vec<String>,
+    #[command(flatten)]
+    run: CommandOptions,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    narrate::set_quiet(args.quiet);
+    narrate::set_quiet(args.run.quiet);
     finish("01-chroot", run(args))
 }
 
@@ -58,11 +48,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let exit = if args.escape {
         chroot::demonstrate_escape(rootfs.path())?
     } else {
-        let command = if args.command.is_empty() {
-            vec!["sh".to_string()]
-        } else {
-            args.command
-        };
+        let command = args.run.command_or_shell();
         chroot::run(rootfs.path(), &command)?
     };
     args.rootfs.finish(rootfs);

@@ -64,6 +64,35 @@ impl RootfsOptions {
     }
 }
 
+/// The command-line options every level's example ends with.
+#[derive(clap::Args, Debug)]
+pub struct CommandOptions {
+    /// Do not narrate the kernel calls; print only what the command and the
+    /// example print.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The command to run, looked up in the rootfs's /bin; by default an
+    /// interactive shell.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub command: Vec<String>,
+}
+
+impl CommandOptions {
+    /// The command, or `sh` when none was given.
+    pub fn command_or_shell(&self) -> Vec<String> {
+        if self.command.is_empty() {
+            vec!["sh".to_string()]
+        } else {
+            self.command.clone()
+        }
+    }
+}
+
 /// A rootfs on disk that is removed when this value is dropped, on success
 /// and failure alike, unless it is kept.
 pub struct Rootfs {

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
-use podlab::chroot::RootfsOptions;
+use podlab::chroot::{CommandOptions, RootfsOptions};
 use podlab::error::{finish, Result};
 use podlab::namespaces::{self, IdMap, Then};
 use podlab::{kernel, narrate};
@@ -23,7 +23,7 @@ use podlab::{kernel, narrate};
     after_help = "Examples (as root):\n  \
         cargo run --example 02-namespaces -- --uts --hostname box hostname\n  \
         cargo run --example 02-namespaces -- --pid --mount ps\n  \
-        cargo run --example 02-namespaces -- --user --mount id\n  \
+        cargo run --example 02-namespaces -- --user --pid --mount id\n  \
         cargo run --example 02-namespaces -- --mount --escape\n  \
         cargo run --example 02-namespaces -- --all sleep 1000      (then, from another terminal:)\n  \
         cargo run --example 02-namespaces -- --join PID sh         (PID: told as `clone(...) = child pid PID`)\n\n\
@@ -76,17 +76,8 @@ struct Args {
     #[command(flatten)]
     rootfs: RootfsOptions,
 
-    /// Do not narrate the kernel calls; print only the command's output.
-    #[arg(short, long)]
-    quiet: bool,
-
-    /// The command to run, looked up in the rootfs's /bin; by default a shell.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
-    command: Vec<String>,
+    #[command(flatten)]
+    run: CommandOptions,
 }
 
 impl Args {
@@ -117,17 +108,13 @@ impl Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    narrate::set_quiet(args.quiet);
+    narrate::set_quiet(args.run.quiet);
     finish("02-namespaces", run(args))
 }
 
 fn run(args: Args) -> Result<ExitCode> {
     kernel::require_root("clone(2) with new namespaces needs CAP_SYS_ADMIN")?;
-    let command = if args.command.is_empty() {
-        vec!["sh".to_string()]
-    } else {
-        args.command.clone()
-    };
+    let command = args.run.command_or_shell();
     if let Some(pid) = args.join {
         return Ok(namespaces::run_joined(Pid::from_raw(pid), &command)?.exit_code());
     }

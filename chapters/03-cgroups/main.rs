@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use podlab::cgroups::{self, Cgroup, Limits, Version};
-use podlab::chroot::RootfsOptions;
+use podlab::chroot::{CommandOptions, RootfsOptions};
 use podlab::error::{finish, Result};
 use podlab::{kernel, narrate};
 
@@ -50,22 +50,13 @@ struct Args {
     #[command(flatten)]
     rootfs: RootfsOptions,
 
-    /// Do not narrate the kernel calls; print only the command's output and the report.
-    #[arg(short, long)]
-    quiet: bool,
-
-    /// The command to run, looked up in the rootfs's /bin; by default a shell.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
-    command: Vec<String>,
+    #[command(flatten)]
+    run: CommandOptions,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    narrate::set_quiet(args.quiet);
+    narrate::set_quiet(args.run.quiet);
     finish("03-cgroups", run(args))
 }
 
@@ -81,11 +72,7 @@ fn run(args: Args) -> Result<ExitCode> {
         cpu: args.cpu.as_deref().map(cgroups::parse_cpu).transpose()?,
     };
     let version = Version::of_this_machine()?;
-    let command = if args.command.is_empty() {
-        vec!["sh".to_string()]
-    } else {
-        args.command.clone()
-    };
+    let command = args.run.command_or_shell();
     let name = args.cgroup.clone().unwrap_or_else(cgroups::unique_name);
 
     let rootfs = args.rootfs.create()?;

@@ -6,6 +6,8 @@
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use nix::sys::signal::Signal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use podlab::scenario::{self, Level};
@@ -239,6 +241,60 @@ impl Drop for TerminateOnDrop {
             }
         }
         let _ = self.0.wait();
+    }
+}
+
+/// How a run that a test killed ended: its status, all it narrated, and
+/// what of ours that narration named (which should be gone by now).
+pub struct Killed {
+    pub status: std::process::ExitStatus,
+    pub narration: String,
+    pub made: Vec<String>,
+}
+
+/// Runs `example` with `args` until its child runs `program`, then sends
+/// each of `signals` to the example itself (not the child), 200 ms apart,
+/// and waits for it to end.
+pub fn kill_while_running(
+    example_name: &str,
+    args: &[&str],
+    program: &str,
+    signals: &[Signal],
+) -> Killed {
+    use std::io::{BufRead, BufReader, Read};
+    let mut parent = TerminateOnDrop(
+        Command::new(example(example_name))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let parent = &mut parent.0;
+    let mut stderr = BufReader::new(parent.stderr.take().unwrap());
+    let mut narration = String::new();
+    let started_program = format!("execve(\"/bin/{program}\"");
+    while !narration.contains(&started_program) {
+        assert_ne!(
+            stderr.read_line(&mut narration).unwrap(),
+            0,
+            "ended early:\n{narration}"
+        );
+    }
+    let made = leftover_temp_dirs(&narration);
+    child_running(parent.id(), program);
+    let pid = nix::unistd::Pid::from_raw(parent.id() as i32);
+    for signal in signals {
+        nix::sys::signal::kill(pid, *signal).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = parent.wait().unwrap();
+    stderr.read_to_string(&mut narration).unwrap();
+    Killed {
+        status,
+        narration,
+        made,
     }
 }
 
