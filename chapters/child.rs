@@ -82,11 +82,7 @@ pub fn run_in_new_namespaces(
 
 /// The child's half: wait to be let go (if asked), run `setup`, and turn its
 /// outcome into an exit code, its error into a report to the parent.
-fn child_side(
-    report: &OwnedFd,
-    go: Option<&(OwnedFd, OwnedFd)>,
-    setup: impl FnOnce() -> Result<i32>,
-) -> i32 {
+fn child_side(report: &OwnedFd, go: Option<&(OwnedFd, OwnedFd)>, setup: impl FnOnce() -> Result<i32>) -> i32 {
     if let Some((go_read, go_write)) = go {
         // Our copy of the write end must go, or we would wait for ourselves.
         unsafe { nix::libc::close(go_write.as_raw_fd()) };
@@ -139,8 +135,6 @@ fn parent_side(
     match status {
         WaitStatus::Exited(_, code) => Ok(Exit::Code(code)),
         WaitStatus::Signaled(_, signal, _) => Ok(Exit::Signal(signal)),
-        other => Err(Error::new(format!(
-            "the child ended in an unexpected way: {other:?}"
-        ))),
+        other => Err(Error::new(format!("the child ended in an unexpected way: {other:?}"))),
     }
 }

@@ -56,8 +56,7 @@ pub fn require_root(needs: &str) -> Result<()> {
 /// Makes a new, empty, private directory named `<prefix>XXXXXX` in $TMPDIR.
 pub fn mkdtemp(prefix: &str) -> Result<PathBuf> {
     let template = std::env::temp_dir().join(format!("{prefix}XXXXXX"));
-    let made =
-        unistd::mkdtemp(&template).map_err(|e| failed(format!("mkdtemp({template:?})"), e))?;
+    let made = unistd::mkdtemp(&template).map_err(|e| failed(format!("mkdtemp({template:?})"), e))?;
     narrate!("mkdtemp({template:?}) = {made:?}");
     Ok(made)
 }
@@ -65,8 +64,7 @@ pub fn mkdtemp(prefix: &str) -> Result<PathBuf> {
 /// mkdir(2). The mode passes through the process's umask.
 pub fn mkdir(path: &Path, mode: u32) -> Result<()> {
     narrate!("mkdir({path:?}, {mode:#o})");
-    unistd::mkdir(path, Mode::from_bits_truncate(mode))
-        .map_err(|e| failed(format!("mkdir({path:?})"), e))
+    unistd::mkdir(path, Mode::from_bits_truncate(mode)).map_err(|e| failed(format!("mkdir({path:?})"), e))
 }
 
 /// chmod(2): sets the mode exactly, umask or not.
@@ -85,9 +83,7 @@ pub fn chmod(path: &Path, mode: u32) -> Result<()> {
 /// copy_file_range(2), without the bytes passing through us).
 pub fn copy(from: &Path, to: &Path) -> Result<()> {
     narrate!("copy({from:?}, {to:?})");
-    std::fs::copy(from, to)
-        .map(drop)
-        .map_err(|e| io_failed(format!("copy({from:?}, {to:?})"), e))
+    std::fs::copy(from, to).map(drop).map_err(|e| io_failed(format!("copy({from:?}, {to:?})"), e))
 }
 
 /// mknod(2) of a character device, such as /dev/null (1, 3). The mode
@@ -95,13 +91,8 @@ pub fn copy(from: &Path, to: &Path) -> Result<()> {
 pub fn mknod_char(path: &Path, major: u64, minor: u64, mode: u32) -> Result<()> {
     use nix::sys::stat::{makedev, SFlag};
     narrate!("mknod({path:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))");
-    nix::sys::stat::mknod(
-        path,
-        SFlag::S_IFCHR,
-        Mode::from_bits_truncate(mode),
-        makedev(major, minor),
-    )
-    .map_err(|e| failed(format!("mknod({path:?})"), e))
+    nix::sys::stat::mknod(path, SFlag::S_IFCHR, Mode::from_bits_truncate(mode), makedev(major, minor))
+        .map_err(|e| failed(format!("mknod({path:?})"), e))
 }
 
 /// symlink(2): `link` will point at `target`, which is not checked.
@@ -114,10 +105,7 @@ pub fn symlink(target: &Path, link: &Path) -> Result<()> {
 /// One symlink to `target` for each name in `dir`, told as one line: the list
 /// is long and its length depends on the version of whatever provides it.
 pub fn symlink_each(target: &Path, dir: &Path, names: &[String], each: &str) -> Result<()> {
-    narrate!(
-        "symlink({target:?}, \"{}/<{each}>\") for each {each}",
-        dir.display()
-    );
+    narrate!("symlink({target:?}, \"{}/<{each}>\") for each {each}", dir.display());
     for name in names {
         let link = dir.join(name);
         unistd::symlinkat(target, nix::fcntl::AT_FDCWD, &link)
@@ -177,9 +165,8 @@ fn unescape_mountinfo(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        let octal =
+            bytes.get(i + 1..i + 4).and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
         match (bytes[i], octal) {
             (b'\\', Some(byte)) => {
                 out.push(byte);
@@ -202,10 +189,7 @@ pub fn rmdir(path: &Path) -> Result<()> {
     loop {
         match std::fs::remove_dir(path) {
             Ok(()) => return Ok(()),
-            Err(e)
-                if e.raw_os_error() == Some(nix::libc::EBUSY)
-                    && std::time::Instant::now() < deadline =>
-            {
+            Err(e) if e.raw_os_error() == Some(nix::libc::EBUSY) && std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             Err(e) => return Err(io_failed(format!("rmdir({path:?})"), e)),
@@ -292,8 +276,7 @@ pub fn sethostname(name: &str) -> Result<()> {
 /// setns(2) into the namespace that `/proc/<pid>/ns/<kind>` names.
 pub fn setns(file: &Path, kind: CloneFlags) -> Result<()> {
     let call = format!("setns({file:?}, {})", flag_names(kind));
-    let namespace =
-        std::fs::File::open(file).map_err(|e| io_failed(format!("open({file:?})"), e))?;
+    let namespace = std::fs::File::open(file).map_err(|e| io_failed(format!("open({file:?})"), e))?;
     narrate!("{call}");
     nix::sched::setns(namespace, kind).map_err(|e| failed(call, e))
 }
@@ -303,14 +286,12 @@ pub fn setns(file: &Path, kind: CloneFlags) -> Result<()> {
 pub fn become_root() -> Result<()> {
     narrate!("setresgid(0, 0, 0)");
     let root_gid = unistd::Gid::from_raw(0);
-    unistd::setresgid(root_gid, root_gid, root_gid)
-        .map_err(|e| failed("setresgid(0, 0, 0)".into(), e))?;
+    unistd::setresgid(root_gid, root_gid, root_gid).map_err(|e| failed("setresgid(0, 0, 0)".into(), e))?;
     narrate!("setgroups([])");
     unistd::setgroups(&[]).map_err(|e| failed("setgroups([])".into(), e))?;
     narrate!("setresuid(0, 0, 0)");
     let root_uid = unistd::Uid::from_raw(0);
-    unistd::setresuid(root_uid, root_uid, root_uid)
-        .map_err(|e| failed("setresuid(0, 0, 0)".into(), e))
+    unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| failed("setresuid(0, 0, 0)".into(), e))
 }
 
 /// Sets a network interface up with the oldest interface there is: the
@@ -329,9 +310,7 @@ pub fn set_link_up(name: &str) -> Result<()> {
     // SAFETY: ifreq is plain data; the name fits (checked) and ends in NUL.
     let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
     if name.len() >= request.ifr_name.len() {
-        return Err(Error::new(format!(
-            "the interface name {name:?} is too long"
-        )));
+        return Err(Error::new(format!("the interface name {name:?} is too long")));
     }
     for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
         *slot = byte as libc::c_char;
@@ -365,12 +344,7 @@ pub fn clone(namespaces: CloneFlags, child: impl FnOnce() -> i32) -> Result<Pid>
     // SAFETY: single-threaded, as for fork; the child gets its own copy of
     // `stack` and of everything the closure borrows.
     let pid = unsafe {
-        nix::sched::clone(
-            Box::new(&mut run),
-            &mut stack,
-            namespaces,
-            Some(Signal::SIGCHLD as i32),
-        )
+        nix::sched::clone(Box::new(&mut run), &mut stack, namespaces, Some(Signal::SIGCHLD as i32))
     }
     .map_err(|e| failed(call.clone(), e))?;
     narrate!("{call} = child pid {pid}");
@@ -417,10 +391,7 @@ pub fn execve(path: &Path, argv: &[String], env: &[String]) -> Error {
     let to_c = |items: &[String]| -> Result<Vec<CString>> {
         items
             .iter()
-            .map(|s| {
-                CString::new(s.as_bytes())
-                    .map_err(|_| Error::new(format!("{s:?} contains a NUL byte")))
-            })
+            .map(|s| CString::new(s.as_bytes()).map_err(|_| Error::new(format!("{s:?} contains a NUL byte"))))
             .collect()
     };
     let (program, argv, env) = match (c_path(path), to_c(argv), to_c(env)) {
@@ -456,25 +427,13 @@ pub fn waitpid(child: Pid) -> Result<WaitStatus> {
 /// Runs a program to its end and returns what it wrote to stdout: fork(2),
 /// execve(2) and a pipe, done by the standard library.
 pub fn run_for_output(program: &Path, args: &[&str]) -> Result<String> {
-    let name = program
-        .file_name()
-        .unwrap_or(program.as_os_str())
-        .to_string_lossy();
-    let argv: Vec<&str> = std::iter::once(name.as_ref())
-        .chain(args.iter().copied())
-        .collect();
+    let name = program.file_name().unwrap_or(program.as_os_str()).to_string_lossy();
+    let argv: Vec<&str> = std::iter::once(name.as_ref()).chain(args.iter().copied()).collect();
     narrate!("fork() + execve({program:?}, {argv:?}), reading its stdout");
     let call = || format!("running {program:?}");
-    let output = std::process::Command::new(program)
-        .args(args)
-        .output()
-        .map_err(|e| io_failed(call(), e))?;
+    let output = std::process::Command::new(program).args(args).output().map_err(|e| io_failed(call(), e))?;
     if !output.status.success() {
-        return Err(Error::new(format!(
-            "{} ended with {}",
-            call(),
-            output.status
-        )));
+        return Err(Error::new(format!("{} ended with {}", call(), output.status)));
     }
     String::from_utf8(output.stdout)
         .map_err(|_| Error::new(format!("{} printed bytes that are not UTF-8", call())))
@@ -496,22 +455,14 @@ extern "C" fn forward_signal(signal: nix::libc::c_int) {
         } else if FORWARD_TO.load(Ordering::Relaxed) > 0 {
             // The first signal is passed on as it is; a second one kills.
             let first = FORWARDED_ALREADY.fetch_add(1, Ordering::Relaxed) == 0;
-            libc::kill(
-                FORWARD_TO.load(Ordering::Relaxed),
-                if first { signal } else { libc::SIGKILL },
-            );
+            libc::kill(FORWARD_TO.load(Ordering::Relaxed), if first { signal } else { libc::SIGKILL });
         }
     }
 }
 
 /// The signals that end a waiting parent (Ctrl-C, Ctrl-\, kill, a closed
 /// terminal). A parent that dies of one leaves its clean-up undone.
-const FORWARDED: [Signal; 4] = [
-    Signal::SIGINT,
-    Signal::SIGQUIT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-];
+const FORWARDED: [Signal; 4] = [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// Makes this process pass those signals on to the child it is about to
 /// fork instead of dying of them, so it lives to clean up after the child.
@@ -522,15 +473,10 @@ const FORWARDED: [Signal; 4] = [
 pub fn forward_signals_to_child() -> Result<()> {
     narrate!("sigaction(SIGINT, SIGQUIT, SIGTERM, SIGHUP: pass on to the child)");
     FORWARDER.store(unistd::getpid().as_raw(), Ordering::Relaxed);
-    let action = SigAction::new(
-        SigHandler::Handler(forward_signal),
-        SaFlags::SA_RESTART,
-        SigSet::empty(),
-    );
+    let action = SigAction::new(SigHandler::Handler(forward_signal), SaFlags::SA_RESTART, SigSet::empty());
     for sig in FORWARDED {
         // SAFETY: the handler only loads an atomic and calls kill(2).
-        unsafe { signal::sigaction(sig, &action) }
-            .map_err(|e| failed(format!("sigaction({sig:?})"), e))?;
+        unsafe { signal::sigaction(sig, &action) }.map_err(|e| failed(format!("sigaction({sig:?})"), e))?;
     }
     Ok(())
 }
@@ -548,10 +494,7 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes_are_undone() {
-        assert_eq!(
-            unescape_mountinfo(r"/tmp/a\040b\011c\134d"),
-            "/tmp/a b\tc\\d"
-        );
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b\011c\134d"), "/tmp/a b\tc\\d");
         assert_eq!(unescape_mountinfo(r"/plain/path"), "/plain/path");
         // A backslash not followed by three octal digits is itself.
         assert_eq!(unescape_mountinfo(r"/odd\9"), r"/odd\9");

@@ -79,11 +79,8 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
             ));
         }
     };
-    let args: Vec<&str> = scenario
-        .args
-        .iter()
-        .map(|arg| if *arg == "{pid}" { pid.as_str() } else { arg })
-        .collect();
+    let args: Vec<&str> =
+        scenario.args.iter().map(|arg| if *arg == "{pid}" { pid.as_str() } else { arg }).collect();
     transcript(exe, level.example, &args)
 }
 
@@ -97,10 +94,7 @@ struct Companion {
 impl Companion {
     fn start(exe: &Path, args: &[&str]) -> io::Result<Companion> {
         let (process, output) = spawn_merged(exe, args)?;
-        Ok(Companion {
-            process,
-            output: Some(output),
-        })
+        Ok(Companion { process, output: Some(output) })
     }
 
     /// The pid of its child once that child runs `program`; or, if it ends
@@ -110,28 +104,20 @@ impl Companion {
         let started = Instant::now();
         while started.elapsed() < TIME_LIMIT {
             if let Ok(Some(_)) = self.process.try_wait() {
-                let bytes = self
-                    .output
-                    .take()
-                    .and_then(|reader| reader.join().ok())
-                    .unwrap_or_default();
+                let bytes = self.output.take().and_then(|reader| reader.join().ok()).unwrap_or_default();
                 return Err(String::from_utf8_lossy(&bytes).into_owned());
             }
-            let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
-                .unwrap_or_default();
+            let children =
+                std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap_or_default();
             for child in children.split_whitespace() {
-                let comm =
-                    std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+                let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
                 if comm.trim_end() == program {
                     return child.parse().map_err(|_| format!("{child} is not a pid"));
                 }
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        Err(format!(
-            "its child did not run {program} within {} s\n",
-            TIME_LIMIT.as_secs()
-        ))
+        Err(format!("its child did not run {program} within {} s\n", TIME_LIMIT.as_secs()))
     }
 }
 impl Drop for Companion {
@@ -191,9 +177,7 @@ pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<Strin
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let bytes = reader
-        .join()
-        .map_err(|_| io::Error::other("the output reader panicked"))?;
+    let bytes = reader.join().map_err(|_| io::Error::other("the output reader panicked"))?;
 
     let mut transcript = format!("$ {}\n", command_line(shown_as, args));
     transcript.push_str(&String::from_utf8_lossy(&bytes));
@@ -203,10 +187,7 @@ pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<Strin
     transcript.push_str(&match status.map(|s| (s.code(), s)) {
         Some((Some(code), _)) => format!("[exit status {code}]\n"),
         Some((None, status)) => format!("[ended by {status}]\n"),
-        None => format!(
-            "[killed after {} s: it did not end]\n",
-            TIME_LIMIT.as_secs()
-        ),
+        None => format!("[killed after {} s: it did not end]\n", TIME_LIMIT.as_secs()),
     });
     Ok(transcript)
 }
@@ -232,20 +213,15 @@ pub fn normalize(text: &str) -> String {
 /// A command line as a reader would type it, quoting what the shell would split.
 pub fn command_line(program: &str, args: &[&str]) -> String {
     let quote = |arg: &&str| {
-        let plain = !arg.is_empty()
-            && arg
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+        let plain =
+            !arg.is_empty() && arg.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
         if plain {
             arg.to_string()
         } else {
             format!("'{}'", arg.replace('\'', r"'\''"))
         }
     };
-    std::iter::once(program.to_string())
-        .chain(args.iter().map(quote))
-        .collect::<Vec<_>>()
-        .join(" ")
+    std::iter::once(program.to_string()).chain(args.iter().map(quote)).collect::<Vec<_>>().join(" ")
 }
 
 /// The snapshot's name: `<example>__<scenario>`, and `.<variant>` for a
@@ -282,8 +258,7 @@ mod tests {
 
     #[test]
     fn normalize_hides_temporary_names_but_not_the_template() {
-        let text =
-            r#"mkdtemp("/tmp/podlab-XXXXXX") = "/tmp/podlab-a1B2c3"; /tmp/podlab-a1B2c3/rootfs"#;
+        let text = r#"mkdtemp("/tmp/podlab-XXXXXX") = "/tmp/podlab-a1B2c3"; /tmp/podlab-a1B2c3/rootfs"#;
         assert_eq!(
             normalize(text),
             r#"mkdtemp("/tmp/podlab-XXXXXX") = "/tmp/podlab-[id]"; /tmp/podlab-[id]/rootfs"#
@@ -293,23 +268,15 @@ mod tests {
             "/sys/fs/cgroup/pids/podlab-[id]/pids.max"
         );
         // Names of other shapes are not ours to hide: the rootfs's marker...
-        assert_eq!(
-            normalize("/tmp/x/rootfs/.podlab-rootfs"),
-            "/tmp/x/rootfs/.podlab-rootfs"
-        );
+        assert_eq!(normalize("/tmp/x/rootfs/.podlab-rootfs"), "/tmp/x/rootfs/.podlab-rootfs");
         // ...nor a test's scratch directory.
-        assert_eq!(
-            normalize("/tmp/podlab-test-keep-1-0"),
-            "/tmp/podlab-test-keep-1-0"
-        );
+        assert_eq!(normalize("/tmp/podlab-test-keep-1-0"), "/tmp/podlab-test-keep-1-0");
     }
 
     #[test]
     fn normalize_hides_host_pids_where_they_are_told() {
         assert_eq!(
-            normalize(
-                r#"clone(CLONE_NEWPID, SIGCHLD) = child pid 4242; write("/proc/4242/uid_map")"#
-            ),
+            normalize(r#"clone(CLONE_NEWPID, SIGCHLD) = child pid 4242; write("/proc/4242/uid_map")"#),
             r#"clone(CLONE_NEWPID, SIGCHLD) = child pid [pid]; write("/proc/[pid]/uid_map")"#
         );
         // A pid inside the container is what the reader should see.
@@ -320,10 +287,7 @@ mod tests {
     #[test]
     fn command_line_quotes_what_a_shell_would_split() {
         assert_eq!(command_line("01-chroot", &["ls", "/"]), "01-chroot ls /");
-        assert_eq!(
-            command_line("x", &["sh", "-c", "cd ..; pwd"]),
-            "x sh -c 'cd ..; pwd'"
-        );
+        assert_eq!(command_line("x", &["sh", "-c", "cd ..; pwd"]), "x sh -c 'cd ..; pwd'");
         assert_eq!(command_line("x", &["it's", ""]), r"x 'it'\''s' ''");
     }
 }

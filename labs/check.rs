@@ -33,15 +33,8 @@ struct Args {
 
 enum Verdict {
     Pass,
-    NotDone {
-        hint: String,
-        place: String,
-    },
-    Differs {
-        line: usize,
-        expected: String,
-        got: String,
-    },
+    NotDone { hint: String, place: String },
+    Differs { line: usize, expected: String, got: String },
     NoReference(String),
 }
 
@@ -51,11 +44,8 @@ fn main() -> ExitCode {
         eprintln!("cargo lab: the scenarios make real chroots and mounts, so they need root: run it as root (in the course VM, `sudo -i` first)");
         return ExitCode::from(2);
     }
-    let levels: Vec<&Level> = LEVELS
-        .iter()
-        .copied()
-        .filter(|l| args.level.is_none_or(|n| n == l.number))
-        .collect();
+    let levels: Vec<&Level> =
+        LEVELS.iter().copied().filter(|l| args.level.is_none_or(|n| n == l.number)).collect();
     if levels.is_empty() {
         let known: Vec<String> = LEVELS.iter().map(|l| l.number.to_string()).collect();
         eprintln!(
@@ -92,15 +82,9 @@ fn check_level(level: &Level, reference: bool, detailed: bool) -> bool {
             return false;
         }
     };
-    let verdicts: Vec<(&Scenario, Verdict)> = level
-        .scenarios
-        .iter()
-        .map(|scenario| (scenario, judge(&exe, level, scenario)))
-        .collect();
-    let passed = verdicts
-        .iter()
-        .filter(|(_, v)| matches!(v, Verdict::Pass))
-        .count();
+    let verdicts: Vec<(&Scenario, Verdict)> =
+        level.scenarios.iter().map(|scenario| (scenario, judge(&exe, level, scenario))).collect();
+    let passed = verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Pass)).count();
     // One todo!() stops many scenarios: tell it once, with all it stops.
     let mut told_places = Vec::new();
     for (scenario, verdict) in &verdicts {
@@ -111,15 +95,10 @@ fn check_level(level: &Level, reference: bool, detailed: bool) -> bool {
                     told_places.push(place);
                     let stopped: Vec<&str> = verdicts
                         .iter()
-                        .filter(
-                            |(_, v)| matches!(v, Verdict::NotDone { place: p, .. } if p == place),
-                        )
+                        .filter(|(_, v)| matches!(v, Verdict::NotDone { place: p, .. } if p == place))
                         .map(|(s, _)| s.name)
                         .collect();
-                    println!(
-                        "  ✗ {}\n      not done yet, at {place}: {hint}",
-                        stopped.join(", ")
-                    );
+                    println!("  ✗ {}\n      not done yet, at {place}: {hint}", stopped.join(", "));
                 }
             }
             _ => report(scenario, verdict),
@@ -127,15 +106,9 @@ fn check_level(level: &Level, reference: bool, detailed: bool) -> bool {
     }
     let total = level.scenarios.len();
     if passed == total {
-        println!(
-            "  level {} done: all {total} scenarios behave like the reference\n",
-            level.number
-        );
+        println!("  level {} done: all {total} scenarios behave like the reference\n", level.number);
     } else {
-        println!(
-            "  level {}: {passed} of {total} scenarios behave like the reference\n",
-            level.number
-        );
+        println!("  level {}: {passed} of {total} scenarios behave like the reference\n", level.number);
     }
     passed == total
 }
@@ -145,13 +118,8 @@ fn check_level(level: &Level, reference: bool, detailed: bool) -> bool {
 /// in for the reference binary the tests use.
 fn build(level: &Level, reference: bool) -> Result<PathBuf, String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let target = if reference {
-        target
-    } else {
-        target.join("lab")
-    };
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    let target = if reference { target } else { target.join("lab") };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -179,9 +147,7 @@ fn judge(exe: &Path, level: &Level, scenario: &Scenario) -> Verdict {
     };
     let got = match scenario::run(exe, level, scenario) {
         Ok(text) => scenario::normalize(&text),
-        Err(error) => {
-            return Verdict::NoReference(format!("the example could not be run: {error}"))
-        }
+        Err(error) => return Verdict::NoReference(format!("the example could not be run: {error}")),
     };
     if let Some((place, hint)) = unfinished(&got) {
         return Verdict::NotDone { hint, place };
@@ -198,11 +164,7 @@ fn judge(exe: &Path, level: &Level, scenario: &Scenario) -> Verdict {
             (Some(e), Some(g)) if e == g => line += 1,
             (e, g) => {
                 let show = |l: Option<&str>| l.map_or("(nothing more)".to_string(), str::to_string);
-                return Verdict::Differs {
-                    line,
-                    expected: show(e),
-                    got: show(g),
-                };
+                return Verdict::Differs { line, expected: show(e), got: show(g) };
             }
         }
     }
@@ -212,15 +174,10 @@ fn judge(exe: &Path, level: &Level, scenario: &Scenario) -> Verdict {
 fn unfinished(transcript: &str) -> Option<(String, String)> {
     let mut lines = transcript.lines();
     while let Some(line) = lines.next() {
-        if let Some(at) = line
-            .split_once("panicked at ")
-            .map(|(_, at)| at.trim_end_matches(':'))
-        {
+        if let Some(at) = line.split_once("panicked at ").map(|(_, at)| at.trim_end_matches(':')) {
             // chapters/01-chroot/../../labs/01-chroot/jail.rs:19:5 -> labs/01-chroot/jail.rs:19
             let at = at.find("labs/").map_or(at, |start| &at[start..]);
-            let place = at
-                .rsplit_once(':')
-                .map_or(at, |(file_line, _column)| file_line);
+            let place = at.rsplit_once(':').map_or(at, |(file_line, _column)| file_line);
             let message = lines.next().unwrap_or_default();
             if let Some(hint) = message.strip_prefix("not yet implemented: ") {
                 return Some((place.to_string(), hint.to_string()));

@@ -36,10 +36,7 @@ fn behaves_like_chroot8() {
     }
     let scratch = Scratch::new("vs-chroot8");
     let rootfs = scratch.path().join("rootfs");
-    let built = run(ours()
-        .arg("--rootfs")
-        .arg(&rootfs)
-        .args(["--quiet", "true"]));
+    let built = run(ours().arg("--rootfs").arg(&rootfs).args(["--quiet", "true"]));
     assert_eq!(built.code, Some(0), "{}", built.stderr);
 
     let commands: &[&[&str]] = &[
@@ -52,11 +49,7 @@ fn behaves_like_chroot8() {
     ];
     for command in commands {
         let peer = run(Command::new("chroot").arg(&rootfs).args(*command));
-        let mine = run(ours()
-            .arg("--rootfs")
-            .arg(&rootfs)
-            .arg("--quiet")
-            .args(*command));
+        let mine = run(ours().arg("--rootfs").arg(&rootfs).arg("--quiet").args(*command));
         assert_eq!(
             (mine.code, &mine.stdout),
             (peer.code, &peer.stdout),
@@ -91,19 +84,10 @@ fn refuses_a_directory_that_is_not_ours_and_leaves_it_alone() {
     let outcome = run(ours().arg("--rootfs").arg(scratch.path()).arg("true"));
     assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
     let last = outcome.stderr.lines().last().unwrap();
-    assert!(
-        last.contains("already exists and is not a rootfs that podlab built"),
-        "{last}"
-    );
-    let left: Vec<_> = std::fs::read_dir(scratch.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    assert!(last.contains("already exists and is not a rootfs that podlab built"), "{last}");
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, ["precious"]);
-    assert_eq!(
-        std::fs::read_to_string(scratch.path().join("precious")).unwrap(),
-        "data"
-    );
+    assert_eq!(std::fs::read_to_string(scratch.path().join("precious")).unwrap(), "data");
 }
 
 #[test]
@@ -113,11 +97,7 @@ fn refuses_a_relative_rootfs() {
     }
     let outcome = run(ours().args(["--rootfs", "relative/rootfs", "true"]));
     assert_eq!(outcome.code, Some(2));
-    assert!(
-        outcome.stderr.contains("is not an absolute path"),
-        "{}",
-        outcome.stderr
-    );
+    assert!(outcome.stderr.contains("is not an absolute path"), "{}", outcome.stderr);
 }
 
 #[test]
@@ -128,17 +108,12 @@ fn keeps_a_named_rootfs_and_rebuilds_it_next_time() {
     let scratch = Scratch::new("keep");
     let rootfs = scratch.path().join("rootfs");
     for _ in 0..2 {
-        let outcome = run(ours().arg("--rootfs").arg(&rootfs).args([
-            "sh",
-            "-c",
-            "touch /root/mark; ls /root",
-        ]));
+        let outcome =
+            run(ours().arg("--rootfs").arg(&rootfs).args(["sh", "-c", "touch /root/mark; ls /root"]));
         assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
         // Rebuilt from scratch each time: the mark of the run before is gone.
         assert_eq!(outcome.stdout, "mark\n");
-        assert!(outcome
-            .stderr
-            .ends_with(&format!("kept the rootfs at {}\n", rootfs.display())));
+        assert!(outcome.stderr.ends_with(&format!("kept the rootfs at {}\n", rootfs.display())));
     }
     assert!(rootfs.join(".podlab-rootfs").exists());
 }
@@ -150,22 +125,11 @@ fn cleans_up_when_killed() {
     if !needs_root_and_busybox("cleans_up_when_killed") {
         return;
     }
-    let killed =
-        common::kill_while_running("01-chroot", &["sleep", "30"], "sleep", &[Signal::SIGTERM]);
+    let killed = common::kill_while_running("01-chroot", &["sleep", "30"], "sleep", &[Signal::SIGTERM]);
     assert_eq!(killed.status.code(), Some(128 + 15), "{}", killed.narration);
-    assert!(
-        killed
-            .narration
-            .contains("waitpid(child) = killed by SIGTERM"),
-        "{}",
-        killed.narration
-    );
+    assert!(killed.narration.contains("waitpid(child) = killed by SIGTERM"), "{}", killed.narration);
     assert_eq!(killed.made.len(), 1, "{}", killed.narration);
-    assert!(
-        !std::path::Path::new(&killed.made[0]).exists(),
-        "{} was left behind",
-        killed.made[0]
-    );
+    assert!(!std::path::Path::new(&killed.made[0]).exists(), "{} was left behind", killed.made[0]);
 }
 
 /// A bind mount inside a rootfs leads to host files: removing the rootfs
@@ -201,11 +165,6 @@ fn removing_a_rootfs_never_deletes_through_a_bind_mount() {
     podlab::narrate::set_quiet(true);
     podlab::kernel::remove_dir_all(&rootfs).unwrap();
     assert!(!rootfs.exists());
-    assert_eq!(
-        std::fs::read_to_string(host_data.join("precious")).unwrap(),
-        "data"
-    );
-    assert!(podlab::kernel::mounts_under(scratch.path())
-        .unwrap()
-        .is_empty());
+    assert_eq!(std::fs::read_to_string(host_data.join("precious")).unwrap(), "data");
+    assert!(podlab::kernel::mounts_under(scratch.path()).unwrap().is_empty());
 }

@@ -35,10 +35,7 @@ fn ours() -> Command {
 /// peer and for us to share.
 fn shared_rootfs(scratch: &Scratch) -> PathBuf {
     let rootfs = scratch.path().join("rootfs");
-    let built = run(Command::new(example("01-chroot"))
-        .arg("--rootfs")
-        .arg(&rootfs)
-        .args(["-q", "true"]));
+    let built = run(Command::new(example("01-chroot")).arg("--rootfs").arg(&rootfs).args(["-q", "true"]));
     assert_eq!(built.code, Some(0), "{}", built.stderr);
     rootfs
 }
@@ -46,16 +43,9 @@ fn shared_rootfs(scratch: &Scratch) -> PathBuf {
 /// Runs the peer's command line, then ours, in the same rootfs, and asserts
 /// the same output and exit status.
 fn same_as_peer(rootfs: &Path, peer: &[&str], our_options: &[&str], command: &[&str]) {
-    let peer_outcome = run(Command::new(peer[0])
-        .args(&peer[1..])
-        .arg(format!("--root={}", rootfs.display()))
-        .args(command));
-    let our_outcome = run(ours()
-        .arg("--rootfs")
-        .arg(rootfs)
-        .arg("-q")
-        .args(our_options)
-        .args(command));
+    let peer_outcome =
+        run(Command::new(peer[0]).args(&peer[1..]).arg(format!("--root={}", rootfs.display())).args(command));
+    let our_outcome = run(ours().arg("--rootfs").arg(rootfs).arg("-q").args(our_options).args(command));
     assert_eq!(
         (our_outcome.code, &our_outcome.stdout),
         (peer_outcome.code, &peer_outcome.stdout),
@@ -78,12 +68,7 @@ fn each_namespace_looks_as_with_unshare() {
         &["--uts", "--hostname", "box"],
         &["sh", "-c", "hostname box; hostname"],
     );
-    same_as_peer(
-        &rootfs,
-        &["unshare", "--pid", "--fork", "--mount-proc"],
-        &["--pid", "--mount"],
-        &["ps"],
-    );
+    same_as_peer(&rootfs, &["unshare", "--pid", "--fork", "--mount-proc"], &["--pid", "--mount"], &["ps"]);
     same_as_peer(
         &rootfs,
         &["unshare", "--net"],
@@ -93,20 +78,9 @@ fn each_namespace_looks_as_with_unshare() {
     // The same map on both sides: unshare's --map-root-user maps root to root.
     same_as_peer(
         &rootfs,
-        &[
-            "unshare",
-            "--user",
-            "--map-root-user",
-            "--pid",
-            "--fork",
-            "--mount-proc",
-        ],
+        &["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"],
         &["--user", "--uid-map", "0:0:1", "--pid", "--mount"],
-        &[
-            "sh",
-            "-c",
-            "id; touch /tmp/made-inside; stat -c '%u:%g %n' /tmp/made-inside /bin/busybox; ps",
-        ],
+        &["sh", "-c", "id; touch /tmp/made-inside; stat -c '%u:%g %n' /tmp/made-inside /bin/busybox; ps"],
     );
     same_as_peer(
         &rootfs,
@@ -131,42 +105,31 @@ fn an_ipc_namespace_hides_the_hosts_objects_as_with_unshare() {
         }
     }
     // SAFETY: makes a new private 4 KiB segment; no memory is touched.
-    let id =
-        unsafe { nix::libc::shmget(nix::libc::IPC_PRIVATE, 4096, nix::libc::IPC_CREAT | 0o600) };
+    let id = unsafe { nix::libc::shmget(nix::libc::IPC_PRIVATE, 4096, nix::libc::IPC_CREAT | 0o600) };
     assert!(id >= 0, "shmget failed");
     let _segment = Segment(id);
     let scratch = Scratch::new("ipc");
     let rootfs = shared_rootfs(&scratch);
     let ours_shows = |options: &[&str]| {
-        let outcome = run(ours()
-            .arg("--rootfs")
-            .arg(&rootfs)
-            .arg("-q")
-            .args(options)
-            .args(["sh", "-c", &format!("grep -c ' {id} ' /proc/sysvipc/shm")]));
+        let outcome = run(ours().arg("--rootfs").arg(&rootfs).arg("-q").args(options).args([
+            "sh",
+            "-c",
+            &format!("grep -c ' {id} ' /proc/sysvipc/shm"),
+        ]));
         outcome.stdout.trim().to_string()
     };
     let theirs_shows = |options: &[&str]| {
         let mut command = Command::new("unshare");
-        command
-            .args(options)
-            .args(["--mount-proc", &format!("--root={}", rootfs.display())]);
-        let outcome =
-            run(command.args(["sh", "-c", &format!("grep -c ' {id} ' /proc/sysvipc/shm")]));
+        command.args(options).args(["--mount-proc", &format!("--root={}", rootfs.display())]);
+        let outcome = run(command.args(["sh", "-c", &format!("grep -c ' {id} ' /proc/sysvipc/shm")]));
         outcome.stdout.trim().to_string()
     };
     assert_eq!(
-        (
-            theirs_shows(&["--pid", "--fork"]),
-            ours_shows(&["--pid", "--mount"])
-        ),
+        (theirs_shows(&["--pid", "--fork"]), ours_shows(&["--pid", "--mount"])),
         ("1".into(), "1".into())
     );
     assert_eq!(
-        (
-            theirs_shows(&["--ipc", "--pid", "--fork"]),
-            ours_shows(&["--ipc", "--pid", "--mount"])
-        ),
+        (theirs_shows(&["--ipc", "--pid", "--fork"]), ours_shows(&["--ipc", "--pid", "--mount"])),
         ("0".into(), "0".into())
     );
 }
@@ -179,10 +142,7 @@ fn the_hosts_hostname_is_untouched() {
     let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
     let outcome = run(ours().args(["-q", "--uts", "--hostname", "not-the-host", "hostname"]));
     assert_eq!(outcome.stdout, "not-the-host\n");
-    assert_eq!(
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
-        before
-    );
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(), before);
 }
 
 /// Root inside a user namespace is 100000 out here: a file it makes is
@@ -194,11 +154,7 @@ fn root_inside_a_user_namespace_is_an_ordinary_id_outside() {
     }
     let scratch = Scratch::new("userns");
     // Others may pass through the scratch directory, as the mapped root must.
-    std::fs::set_permissions(
-        scratch.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o711),
-    )
-    .unwrap();
+    std::fs::set_permissions(scratch.path(), std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
     let rootfs = scratch.path().join("rootfs");
     let outcome = run(ours().arg("--rootfs").arg(&rootfs).args([
         "-q",
@@ -209,8 +165,7 @@ fn root_inside_a_user_namespace_is_an_ordinary_id_outside() {
         "/tmp/mine",
     ]));
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
-    let owner =
-        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(rootfs.join("tmp/mine")).unwrap());
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(rootfs.join("tmp/mine")).unwrap());
     assert_eq!(owner, 100000);
 }
 
@@ -232,12 +187,7 @@ fn joining_lands_where_nsenter_does() {
     let look = "hostname; readlink /proc/self/ns/uts /proc/self/ns/ipc /proc/self/ns/net /proc/self/ns/pid /proc/self/ns/mnt; ls /";
     let theirs = run(Command::new("nsenter").args(["--target", &pid, "--all", "sh", "-c", look]));
     let mine = run(ours().args(["-q", "--join", &pid, "sh", "-c", look]));
-    assert_eq!(
-        (mine.code, &mine.stdout),
-        (theirs.code, &theirs.stdout),
-        "{}",
-        mine.stderr
-    );
+    assert_eq!((mine.code, &mine.stdout), (theirs.code, &theirs.stdout), "{}", mine.stderr);
     assert!(mine.stdout.starts_with("joined\n"), "{}", mine.stdout);
 
     // The container's PID 1 ignores SIGTERM, as a PID 1 without a handler
@@ -260,22 +210,10 @@ fn cleans_up_when_killed() {
         &[Signal::SIGTERM, Signal::SIGTERM],
     );
     assert_eq!(killed.status.code(), Some(128 + 9), "{}", killed.narration);
-    assert!(
-        killed
-            .narration
-            .contains("waitpid(child) = killed by SIGKILL"),
-        "{}",
-        killed.narration
-    );
+    assert!(killed.narration.contains("waitpid(child) = killed by SIGKILL"), "{}", killed.narration);
     assert_eq!(killed.made.len(), 1, "{}", killed.narration);
-    assert!(
-        !Path::new(&killed.made[0]).exists(),
-        "{} was left behind",
-        killed.made[0]
-    );
-    assert!(podlab::kernel::mounts_under(Path::new(&killed.made[0]))
-        .unwrap()
-        .is_empty());
+    assert!(!Path::new(&killed.made[0]).exists(), "{} was left behind", killed.made[0]);
+    assert!(podlab::kernel::mounts_under(Path::new(&killed.made[0])).unwrap().is_empty());
 }
 
 #[test]
@@ -311,11 +249,7 @@ fn refuses_a_malformed_id_map() {
     }
     let outcome = run(ours().args(["--user", "--uid-map", "0:x:1", "true"]));
     assert_eq!(outcome.code, Some(2));
-    assert!(
-        outcome.stderr.contains("is not INSIDE:OUTSIDE:COUNT"),
-        "{}",
-        outcome.stderr
-    );
+    assert!(outcome.stderr.contains("is not INSIDE:OUTSIDE:COUNT"), "{}", outcome.stderr);
 }
 
 /// When PID 1 of a PID namespace exits, the kernel kills every other
@@ -327,20 +261,9 @@ fn when_pid_1_exits_the_rest_of_its_namespace_is_killed() {
     }
     // A duration no other process uses, to find the sleep by.
     let marker = format!("{}", 4000 + std::process::id() % 1000);
-    let outcome = run(ours().args([
-        "-q",
-        "--pid",
-        "--mount",
-        "sh",
-        "-c",
-        &format!("sleep {marker} & echo started"),
-    ]));
-    assert_eq!(
-        (outcome.code, outcome.stdout.as_str()),
-        (Some(0), "started\n"),
-        "{}",
-        outcome.stderr
-    );
+    let outcome =
+        run(ours().args(["-q", "--pid", "--mount", "sh", "-c", &format!("sleep {marker} & echo started")]));
+    assert_eq!((outcome.code, outcome.stdout.as_str()), (Some(0), "started\n"), "{}", outcome.stderr);
     let sleeping = std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
@@ -357,18 +280,11 @@ fn when_pid_1_exits_the_rest_of_its_namespace_is_killed() {
         &format!("sleep {marker} >/dev/null 2>&1 & echo started"),
     ]));
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
-    let survivor = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|entry| entry.ok())
-        .find(|entry| {
-            std::fs::read(entry.path().join("cmdline"))
-                .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
-        });
+    let survivor = std::fs::read_dir("/proc").unwrap().filter_map(|entry| entry.ok()).find(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|c| c == format!("sleep\0{marker}\0").as_bytes())
+    });
     let survivor = survivor.expect("without a PID namespace the sleep survives its shell");
     let pid: i32 = survivor.file_name().to_string_lossy().parse().unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL).unwrap();
 }

@@ -27,9 +27,7 @@ const VM_TIME_LIMIT: Duration = Duration::from_secs(300);
 #[test]
 fn level_3_on_cgroup_v2_in_a_vm() {
     let missing = if !Path::new(KERNEL).exists() {
-        Some(format!(
-            "{KERNEL} is missing (scripts/setup --tests fetches it)"
-        ))
+        Some(format!("{KERNEL} is missing (scripts/setup --tests fetches it)"))
     } else if Command::new(QEMU).arg("--version").output().is_err() {
         Some("QEMU is not installed (apt-get install qemu-system-x86)".to_string())
     } else if !Path::new(podlab::chroot::BUSYBOX).exists() {
@@ -49,12 +47,8 @@ fn level_3_on_cgroup_v2_in_a_vm() {
         console.contains("podlab-vm: cgroup2 at /sys/fs/cgroup"),
         "the VM did not come up with cgroup v2:\n{console}"
     );
-    let runs = std::iter::once((NO_CGROUP_FS, NO_CGROUP_FS_ARGS)).chain(
-        LEVEL
-            .scenarios
-            .iter()
-            .map(|scenario| (scenario.name, scenario.args)),
-    );
+    let runs = std::iter::once((NO_CGROUP_FS, NO_CGROUP_FS_ARGS))
+        .chain(LEVEL.scenarios.iter().map(|scenario| (scenario.name, scenario.args)));
     for (name, args) in runs {
         let transcript = transcript_from(&console, name, args)
             .unwrap_or_else(|| panic!("the console has no run of {name}:\n{console}"));
@@ -66,18 +60,7 @@ fn level_3_on_cgroup_v2_in_a_vm() {
 /// console, carriage returns removed. Killed if it runs past the limit.
 fn boot(initramfs: &Path) -> String {
     let mut vm = Command::new(QEMU)
-        .args([
-            "-accel",
-            "tcg",
-            "-cpu",
-            "max",
-            "-m",
-            "512",
-            "-smp",
-            "1",
-            "-nographic",
-            "-no-reboot",
-        ])
+        .args(["-accel", "tcg", "-cpu", "max", "-m", "512", "-smp", "1", "-nographic", "-no-reboot"])
         .args(["-nic", "none", "-kernel", KERNEL, "-initrd"])
         .arg(initramfs)
         // loglevel=1: only emergencies on the console, so the OOM killer's
@@ -110,17 +93,9 @@ fn transcript_from(console: &str, name: &str, args: &[&str]) -> Option<String> {
     let start = console.find(&begin)? + begin.len();
     let end_marker = format!("=== podlab end {name} ");
     let end = start + console[start..].find(&end_marker)?;
-    let status: i32 = console[end + end_marker.len()..]
-        .lines()
-        .next()?
-        .trim()
-        .parse()
-        .ok()?;
+    let status: i32 = console[end + end_marker.len()..].lines().next()?.trim().parse().ok()?;
     let line = command_line(LEVEL.example, args);
-    Some(format!(
-        "$ {line}\n{}[exit status {status}]\n",
-        &console[start..end]
-    ))
+    Some(format!("$ {line}\n{}[exit status {status}]\n", &console[start..end]))
 }
 
 /// The VM's /init: mount what a system needs, run the example once before
@@ -163,42 +138,21 @@ fn run_and_mark(name: &str, args: &[&str]) -> String {
 /// busybox, the example and each shared library it loads.
 fn initramfs_image(example: &Path) -> Vec<u8> {
     let mut archive = Cpio::default();
-    for dir in [
-        "bin",
-        "dev",
-        "proc",
-        "sys",
-        "sys/fs",
-        "sys/fs/cgroup",
-        "tmp",
-        "lib",
-        "lib64",
-    ] {
+    for dir in ["bin", "dev", "proc", "sys", "sys/fs", "sys/fs/cgroup", "tmp", "lib", "lib64"] {
         archive.dir(dir);
     }
     archive.file("init", 0o755, init_script().as_bytes());
-    archive.file(
-        "bin/busybox",
-        0o755,
-        &std::fs::read(podlab::chroot::BUSYBOX).unwrap(),
-    );
+    archive.file("bin/busybox", 0o755, &std::fs::read(podlab::chroot::BUSYBOX).unwrap());
     archive.file(LEVEL.example, 0o755, &std::fs::read(example).unwrap());
     for library in shared_libraries(example) {
         let inside = library.strip_prefix("/").unwrap();
-        let mut parents: Vec<&Path> = inside
-            .ancestors()
-            .skip(1)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect();
+        let mut parents: Vec<&Path> =
+            inside.ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
         parents.reverse();
         for parent in parents {
             archive.dir(parent.to_str().unwrap());
         }
-        archive.file(
-            inside.to_str().unwrap(),
-            0o755,
-            &std::fs::read(&library).unwrap(),
-        );
+        archive.file(inside.to_str().unwrap(), 0o755, &std::fs::read(&library).unwrap());
     }
     archive.finish()
 }
@@ -239,25 +193,11 @@ impl Cpio {
             return;
         }
         self.entries += 1;
-        let fields = [
-            self.entries,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len() as u32,
-            0,
-            0,
-            0,
-            0,
-            name.len() as u32 + 1,
-            0,
-        ];
+        let fields =
+            [self.entries, mode, 0, 0, 1, 0, data.len() as u32, 0, 0, 0, 0, name.len() as u32 + 1, 0];
         self.bytes.extend_from_slice(b"070701");
         for field in fields {
-            self.bytes
-                .extend_from_slice(format!("{field:08X}").as_bytes());
+            self.bytes.extend_from_slice(format!("{field:08X}").as_bytes());
         }
         self.bytes.extend_from_slice(name.as_bytes());
         self.bytes.push(0);

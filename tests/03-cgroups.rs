@@ -52,16 +52,8 @@ fn a_busy_loop_gets_about_its_share() {
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
     let cpu = figure(&outcome.stdout, "CPU time (ns)");
     let wall = figure(&outcome.stdout, "wall-clock time (ns)");
-    assert!(
-        figure(&outcome.stdout, "periods throttled") > 0,
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        cpu > 0 && cpu < wall / 2,
-        "0.2 CPU used {cpu} ns in {wall} ns:\n{}",
-        outcome.stdout
-    );
+    assert!(figure(&outcome.stdout, "periods throttled") > 0, "{}", outcome.stdout);
+    assert!(cpu > 0 && cpu < wall / 2, "0.2 CPU used {cpu} ns in {wall} ns:\n{}", outcome.stdout);
 }
 
 /// The memory limit holds: the OOM killer ended the shell, and the peak the
@@ -80,16 +72,8 @@ fn memory_peaks_at_the_limit_and_no_further() {
         "BEGIN { s = \"x\"; while (1) s = s s }",
     ]));
     assert_eq!(outcome.code, Some(128 + 9), "{}", outcome.stderr);
-    assert!(
-        figure(&outcome.stdout, "OOM kills") >= 1,
-        "{}",
-        outcome.stdout
-    );
-    assert!(
-        figure(&outcome.stdout, "memory peak (bytes)") <= 16 << 20,
-        "{}",
-        outcome.stdout
-    );
+    assert!(figure(&outcome.stdout, "OOM kills") >= 1, "{}", outcome.stdout);
+    assert!(figure(&outcome.stdout, "memory peak (bytes)") <= 16 << 20, "{}", outcome.stdout);
 }
 
 /// A fork loop stops at the limit inside; outside, forks go on as usual.
@@ -98,27 +82,11 @@ fn a_fork_loop_stops_at_the_limit_and_the_host_is_fine() {
     if !needs_root_and_busybox("a_fork_loop_stops_at_the_limit") {
         return;
     }
-    let outcome = run(ours().args([
-        "-q",
-        "--stats",
-        "--pids",
-        "5",
-        "sh",
-        "-c",
-        "while true; do sleep 5 & done",
-    ]));
-    assert_eq!(
-        outcome.code,
-        Some(2),
-        "the shell gives up when fork fails: {}",
-        outcome.stderr
-    );
+    let outcome =
+        run(ours().args(["-q", "--stats", "--pids", "5", "sh", "-c", "while true; do sleep 5 & done"]));
+    assert_eq!(outcome.code, Some(2), "the shell gives up when fork fails: {}", outcome.stderr);
     assert!(outcome.stderr.contains("can't fork"), "{}", outcome.stderr);
-    assert!(
-        figure(&outcome.stdout, "forks refused") >= 1,
-        "{}",
-        outcome.stdout
-    );
+    assert!(figure(&outcome.stdout, "forks refused") >= 1, "{}", outcome.stdout);
     assert!(Command::new("true").status().unwrap().success());
 }
 
@@ -146,11 +114,7 @@ fn refuses_a_cgroup_that_exists_and_leaves_it_alone() {
 
     let outcome = run(ours().args(["--cgroup", &name, "true"]));
     assert_eq!(outcome.code, Some(2), "{}", outcome.stderr);
-    assert!(
-        outcome.stderr.contains("exists already"),
-        "{}",
-        outcome.stderr
-    );
+    assert!(outcome.stderr.contains("exists already"), "{}", outcome.stderr);
     assert!(taken.exists());
     if version == Version::V1 {
         assert!(
@@ -158,11 +122,7 @@ fn refuses_a_cgroup_that_exists_and_leaves_it_alone() {
             "another controller's group was made"
         );
     }
-    assert!(
-        common::leftover_temp_dirs(&outcome.stderr).is_empty(),
-        "{}",
-        outcome.stderr
-    );
+    assert!(common::leftover_temp_dirs(&outcome.stderr).is_empty(), "{}", outcome.stderr);
 }
 
 /// Killed while its command runs, the example passes the signal on, then
@@ -179,16 +139,8 @@ fn cleans_up_when_killed() {
         &[Signal::SIGTERM],
     );
     assert_eq!(killed.status.code(), Some(128 + 15), "{}", killed.narration);
-    assert!(
-        killed.made.iter().any(|d| d.starts_with("/sys/fs/cgroup/")),
-        "{:?}",
-        killed.made
-    );
-    let left: Vec<_> = killed
-        .made
-        .iter()
-        .filter(|d| Path::new(d).exists())
-        .collect();
+    assert!(killed.made.iter().any(|d| d.starts_with("/sys/fs/cgroup/")), "{:?}", killed.made);
+    let left: Vec<_> = killed.made.iter().filter(|d| Path::new(d).exists()).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
@@ -211,35 +163,14 @@ fn refuses_limits_that_do_not_parse() {
         return;
     }
     for (args, says) in [
-        (
-            &["--pids", "0", "true"][..],
-            "--pids \"0\" is not a number of processes",
-        ),
-        (
-            &["--cpu", "half", "true"][..],
-            "--cpu \"half\" is not a number of CPUs",
-        ),
-        (
-            &["--cpu", "0.001", "true"][..],
-            "--cpu \"0.001\" is too small",
-        ),
-        (
-            &["--memory", "99999999999G", "true"][..],
-            "--memory \"99999999999G\" is not a size",
-        ),
+        (&["--pids", "0", "true"][..], "--pids \"0\" is not a number of processes"),
+        (&["--cpu", "half", "true"][..], "--cpu \"half\" is not a number of CPUs"),
+        (&["--cpu", "0.001", "true"][..], "--cpu \"0.001\" is too small"),
+        (&["--memory", "99999999999G", "true"][..], "--memory \"99999999999G\" is not a size"),
     ] {
         let outcome = run(ours().args(args));
         assert_eq!(outcome.code, Some(2), "{args:?}");
-        assert!(
-            outcome.stderr.starts_with(&format!("03-cgroups: {says}")),
-            "{args:?}: {}",
-            outcome.stderr
-        );
-        assert_eq!(
-            outcome.stderr.lines().count(),
-            1,
-            "{args:?}: made something:\n{}",
-            outcome.stderr
-        );
+        assert!(outcome.stderr.starts_with(&format!("03-cgroups: {says}")), "{args:?}: {}", outcome.stderr);
+        assert_eq!(outcome.stderr.lines().count(), 1, "{args:?}: made something:\n{}", outcome.stderr);
     }
 }

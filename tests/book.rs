@@ -82,21 +82,16 @@ fn every_include_finds_its_file_and_anchor() {
         let text = std::fs::read_to_string(&page).unwrap();
         for (path, what) in includes(&text) {
             let file = page.parent().unwrap().join(&path);
-            let source = std::fs::read_to_string(&file).unwrap_or_else(|_| {
-                panic!("{}: includes {path}, which does not exist", page.display())
-            });
+            let source = std::fs::read_to_string(&file)
+                .unwrap_or_else(|_| panic!("{}: includes {path}, which does not exist", page.display()));
             match what.as_deref() {
                 None => {}
                 Some(lines) if lines.starts_with(|c: char| c.is_ascii_digit()) => {
                     // A snapshot is included from its first line after insta's header.
                     let start: usize = lines.split(':').next().unwrap().parse().unwrap();
                     if path.ends_with(".snap") {
-                        let header = source
-                            .lines()
-                            .skip(1)
-                            .position(|l| l == "---")
-                            .expect("insta header")
-                            + 2;
+                        let header =
+                            source.lines().skip(1).position(|l| l == "---").expect("insta header") + 2;
                         assert_eq!(
                             start,
                             header + 1,
@@ -122,10 +117,7 @@ fn every_include_finds_its_file_and_anchor() {
             checked += 1;
         }
     }
-    assert!(
-        checked > 0,
-        "the book includes nothing: the test would prove nothing"
-    );
+    assert!(checked > 0, "the book includes nothing: the test would prove nothing");
 }
 
 #[test]
@@ -141,16 +133,8 @@ fn every_internal_link_finds_its_page_and_heading() {
                 Some((file, fragment)) => (file, Some(fragment)),
                 None => (target.as_str(), None),
             };
-            let linked = if file.is_empty() {
-                page.clone()
-            } else {
-                page.parent().unwrap().join(file)
-            };
-            assert!(
-                linked.is_file(),
-                "{}: links to {target}, which does not exist",
-                page.display()
-            );
+            let linked = if file.is_empty() { page.clone() } else { page.parent().unwrap().join(file) };
+            assert!(linked.is_file(), "{}: links to {target}, which does not exist", page.display());
             if let Some(fragment) = fragment {
                 let ids = heading_ids(&std::fs::read_to_string(&linked).unwrap());
                 assert!(
@@ -162,10 +146,7 @@ fn every_internal_link_finds_its_page_and_heading() {
             checked += 1;
         }
     }
-    assert!(
-        checked > 0,
-        "the book links nothing: the test would prove nothing"
-    );
+    assert!(checked > 0, "the book links nothing: the test would prove nothing");
 }
 
 #[test]
@@ -173,17 +154,11 @@ fn every_page_is_in_the_summary_and_every_entry_exists() {
     let summary = std::fs::read_to_string(book_src().join("SUMMARY.md")).unwrap();
     let listed: BTreeSet<String> = links(&summary).into_iter().collect();
     for entry in &listed {
-        assert!(
-            book_src().join(entry).is_file(),
-            "SUMMARY.md lists {entry}, which does not exist"
-        );
+        assert!(book_src().join(entry).is_file(), "SUMMARY.md lists {entry}, which does not exist");
     }
     for page in pages() {
         let name = page.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(
-            name == "SUMMARY.md" || listed.contains(&name),
-            "{name} is not in SUMMARY.md"
-        );
+        assert!(name == "SUMMARY.md" || listed.contains(&name), "{name} is not in SUMMARY.md");
     }
 }
 
@@ -191,19 +166,13 @@ fn every_page_is_in_the_summary_and_every_entry_exists() {
 /// somewhere in the book, so a reader sees what the tests see.
 #[test]
 fn every_snapshot_is_shown_in_the_book() {
-    let book: String = pages()
-        .iter()
-        .map(|p| std::fs::read_to_string(p).unwrap())
-        .collect();
+    let book: String = pages().iter().map(|p| std::fs::read_to_string(p).unwrap()).collect();
     let snapshots = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots");
     let mut checked = 0;
     for entry in std::fs::read_dir(snapshots).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if name.ends_with(".snap") {
-            assert!(
-                book.contains(&format!("snapshots/{name}:")),
-                "the book does not show {name}"
-            );
+            assert!(book.contains(&format!("snapshots/{name}:")), "the book does not show {name}");
             checked += 1;
         }
     }

@@ -32,10 +32,7 @@ pub fn build_rootfs(rootfs: &Path, busybox: &Path, applets: &[String]) -> Result
     kernel::symlink_each(Path::new("busybox"), &rootfs.join("bin"), applets, "applet")?;
 
     // `whoami` and `id` look names up in the rootfs's own /etc, not the host's.
-    kernel::write_file(
-        &rootfs.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\n",
-    )?;
+    kernel::write_file(&rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n")?;
     kernel::write_file(&rootfs.join("etc/group"), "root:x:0:\n")?;
     Ok(())
 }

@@ -74,11 +74,7 @@ pub struct CommandOptions {
 
     /// The command to run, looked up in the rootfs's /bin; by default an
     /// interactive shell.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "COMMAND"
-    )]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -109,27 +105,18 @@ impl Rootfs {
         let rootfs = match at {
             None => {
                 let dir = kernel::mkdtemp("podlab-")?;
-                let rootfs = Rootfs {
-                    path: dir.join("rootfs"),
-                    remove_on_drop: Some(dir),
-                };
+                let rootfs = Rootfs { path: dir.join("rootfs"), remove_on_drop: Some(dir) };
                 kernel::mkdir(&rootfs.path, 0o755)?;
                 rootfs
             }
             Some(path) => {
                 claim(path)?;
                 kernel::mkdir(path, 0o755)?;
-                Rootfs {
-                    path: path.to_path_buf(),
-                    remove_on_drop: Some(path.to_path_buf()),
-                }
+                Rootfs { path: path.to_path_buf(), remove_on_drop: Some(path.to_path_buf()) }
             }
         };
         // First, so that even a half-built rootfs is known as ours next time.
-        kernel::write_file(
-            &rootfs.path.join(MARKER),
-            "built by podlab; safe to remove\n",
-        )?;
+        kernel::write_file(&rootfs.path.join(MARKER), "built by podlab; safe to remove\n")?;
         build_rootfs(&rootfs.path, busybox, &applets)?;
         Ok(rootfs)
     }
@@ -143,11 +130,7 @@ impl Rootfs {
     /// mkdtemp made 0700, becomes 0711, search only. A directory on the way
     /// that is not ours and not searchable is refused, not changed.
     pub fn let_other_ids_in(&self) -> Result<()> {
-        if let Some(temp) = self
-            .remove_on_drop
-            .as_ref()
-            .filter(|dir| **dir != self.path)
-        {
+        if let Some(temp) = self.remove_on_drop.as_ref().filter(|dir| **dir != self.path) {
             kernel::chmod(temp, 0o711)?;
         }
         for dir in self.path.ancestors() {
@@ -266,19 +249,13 @@ pub fn resolve(rootfs: &Path, command: &str) -> Result<PathBuf> {
     let found = if command.contains('/') {
         Some(Path::new("/").join(command)).filter(|p| exists(p))
     } else {
-        PATH.iter()
-            .map(|dir| Path::new(dir).join(command))
-            .find(|p| exists(p))
+        PATH.iter().map(|dir| Path::new(dir).join(command)).find(|p| exists(p))
     };
     found.ok_or_else(|| {
         Error::new(format!(
             "there is no {command:?} in the rootfs (looked in {}): the commands it has are \
              busybox's applets, try `ls /bin`",
-            if command.contains('/') {
-                "that path".to_string()
-            } else {
-                PATH.join(", ")
-            }
+            if command.contains('/') { "that path".to_string() } else { PATH.join(", ") }
         ))
     })
 }
@@ -343,17 +320,11 @@ impl Witness {
             println!("not jailed: \"/\" is not the rootfs");
             return Ok(1);
         }
-        println!(
-            "jailed: \"/\" is {}, and \"/..\" leads back to it",
-            self.rootfs.display()
-        );
+        println!("jailed: \"/\" is {}, and \"/..\" leads back to it", self.rootfs.display());
 
         break_out()?;
         if kernel::file_id(Path::new("/"))? == self.host_root && self.rootfs.exists() {
-            println!(
-                "escaped: \"/\" is the host's root again, and {} is in sight",
-                self.rootfs.display()
-            );
+            println!("escaped: \"/\" is the host's root again, and {} is in sight", self.rootfs.display());
             Ok(0)
         } else {
             println!("still jailed: \"/\" is not the host's root after break_out()");
@@ -485,8 +456,7 @@ mod tests {
 
     #[test]
     fn commands_are_resolved_inside_the_rootfs() {
-        let rootfs =
-            std::env::temp_dir().join(format!("podlab-unit-resolve-{}", std::process::id()));
+        let rootfs = std::env::temp_dir().join(format!("podlab-unit-resolve-{}", std::process::id()));
         std::fs::create_dir_all(rootfs.join("sbin")).unwrap();
         std::os::unix::fs::symlink("busybox", rootfs.join("sbin/tool")).unwrap();
         let found = resolve(&rootfs, "tool");
@@ -496,9 +466,6 @@ mod tests {
         // A dangling link is fine: it points into the rootfs, not here.
         assert_eq!(found.unwrap(), Path::new("/sbin/tool"));
         assert_eq!(by_path.unwrap(), Path::new("/sbin/tool"));
-        assert!(missing
-            .unwrap_err()
-            .to_string()
-            .starts_with("there is no \"ls\" in the rootfs"));
+        assert!(missing.unwrap_err().to_string().starts_with("there is no \"ls\" in the rootfs"));
     }
 }

@@ -19,32 +19,14 @@ pub fn pivot_into(rootfs: &Path) -> Result<()> {
     // Our mount namespace began as a copy of the host's, and its mounts may
     // still share events with the host's: make every one private first, so
     // that nothing we mount or unmount from here on reaches the host.
-    kernel::mount(
-        None,
-        Path::new("/"),
-        None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None,
-    )?;
+    kernel::mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point: bind it onto itself.
-    kernel::mount(
-        Some(rootfs),
-        rootfs,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )?;
+    kernel::mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     // A proc of our own: it shows the processes of the PID namespace that
     // mounts it. Mounted before the pivot, while the host's /proc is still
     // in view (the kernel wants to see one before it allows another).
     let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    kernel::mount(
-        Some(Path::new("proc")),
-        &rootfs.join("proc"),
-        Some("proc"),
-        proc_flags,
-        None,
-    )?;
+    kernel::mount(Some(Path::new("proc")), &rootfs.join("proc"), Some("proc"), proc_flags, None)?;
     // pivot_root(".", "."): the new root becomes "/", and the old root is
     // stacked on top of it, on the same directory...
     kernel::chdir(rootfs)?;
@@ -61,14 +43,8 @@ pub fn pivot_into(rootfs: &Path) -> Result<()> {
 /// ids inside stand for. Each map can be written once.
 pub fn map_ids(child: Pid, map: &IdMap) -> Result<()> {
     let line = format!("{} {} {}\n", map.inside, map.outside, map.count);
-    kernel::write_file(
-        &Path::new("/proc").join(child.to_string()).join("uid_map"),
-        &line,
-    )?;
-    kernel::write_file(
-        &Path::new("/proc").join(child.to_string()).join("gid_map"),
-        &line,
-    )?;
+    kernel::write_file(&Path::new("/proc").join(child.to_string()).join("uid_map"), &line)?;
+    kernel::write_file(&Path::new("/proc").join(child.to_string()).join("gid_map"), &line)?;
     Ok(())
 }
 // ANCHOR_END: map_ids
@@ -80,10 +56,7 @@ pub fn map_ids(child: Pid, map: &IdMap) -> Result<()> {
 /// container's, where `pid` means another process).
 pub fn join(pid: Pid, kinds: &[Kind]) -> Result<()> {
     for kind in kinds {
-        let file = Path::new("/proc")
-            .join(pid.to_string())
-            .join("ns")
-            .join(kind.file);
+        let file = Path::new("/proc").join(pid.to_string()).join("ns").join(kind.file);
         kernel::setns(&file, kind.flag)?;
     }
     Ok(())

@@ -58,11 +58,7 @@ struct Args {
     hostname: Option<String>,
 
     /// With --user: which ids outside stand for the ids inside.
-    #[arg(
-        long,
-        value_name = "INSIDE:OUTSIDE:COUNT",
-        default_value = "0:100000:65536"
-    )]
+    #[arg(long, value_name = "INSIDE:OUTSIDE:COUNT", default_value = "0:100000:65536")]
     uid_map: IdMap,
 
     /// Try level 1's chroot escape inside, instead of a command.
@@ -83,10 +79,7 @@ struct Args {
 impl Args {
     fn namespaces(&self) -> CloneFlags {
         let chosen = [
-            (
-                self.uts || self.hostname.is_some(),
-                CloneFlags::CLONE_NEWUTS,
-            ),
+            (self.uts || self.hostname.is_some(), CloneFlags::CLONE_NEWUTS),
             (self.pid, CloneFlags::CLONE_NEWPID),
             (self.mount, CloneFlags::CLONE_NEWNS),
             (self.ipc, CloneFlags::CLONE_NEWIPC),
@@ -94,10 +87,8 @@ impl Args {
             (self.user, CloneFlags::CLONE_NEWUSER),
             (self.all, namespaces::CONTAINER),
         ];
-        let flags = chosen
-            .iter()
-            .filter(|(on, _)| *on)
-            .fold(CloneFlags::empty(), |all, (_, flag)| all | *flag);
+        let flags =
+            chosen.iter().filter(|(on, _)| *on).fold(CloneFlags::empty(), |all, (_, flag)| all | *flag);
         if flags.is_empty() {
             namespaces::CONTAINER
         } else {
@@ -118,28 +109,15 @@ fn run(args: Args) -> Result<ExitCode> {
     if let Some(pid) = args.join {
         return Ok(namespaces::run_joined(Pid::from_raw(pid), &command)?.exit_code());
     }
-    let hostname = args
-        .hostname
-        .as_deref()
-        .unwrap_or(namespaces::DEFAULT_HOSTNAME);
+    let hostname = args.hostname.as_deref().unwrap_or(namespaces::DEFAULT_HOSTNAME);
     namespaces::check_hostname(hostname)?;
     namespaces::check_kernel(args.namespaces())?;
     let rootfs = args.rootfs.create()?;
     if args.namespaces().contains(CloneFlags::CLONE_NEWUSER) {
         rootfs.let_other_ids_in()?;
     }
-    let then = if args.escape {
-        Then::Escape
-    } else {
-        Then::Run(command)
-    };
-    let exit = namespaces::run(
-        rootfs.path(),
-        args.namespaces(),
-        hostname,
-        &args.uid_map,
-        &then,
-    )?;
+    let then = if args.escape { Then::Escape } else { Then::Run(command) };
+    let exit = namespaces::run(rootfs.path(), args.namespaces(), hostname, &args.uid_map, &then)?;
     args.rootfs.finish(rootfs);
     Ok(exit.exit_code())
 }

@@ -38,36 +38,12 @@ pub struct Kind {
 /// Every kind this level uses, in the order they are joined: user first,
 /// mount last (see [`join`]).
 pub const KINDS: [Kind; 6] = [
-    Kind {
-        name: "user",
-        file: "user",
-        flag: CloneFlags::CLONE_NEWUSER,
-    },
-    Kind {
-        name: "IPC",
-        file: "ipc",
-        flag: CloneFlags::CLONE_NEWIPC,
-    },
-    Kind {
-        name: "UTS",
-        file: "uts",
-        flag: CloneFlags::CLONE_NEWUTS,
-    },
-    Kind {
-        name: "network",
-        file: "net",
-        flag: CloneFlags::CLONE_NEWNET,
-    },
-    Kind {
-        name: "PID",
-        file: "pid",
-        flag: CloneFlags::CLONE_NEWPID,
-    },
-    Kind {
-        name: "mount",
-        file: "mnt",
-        flag: CloneFlags::CLONE_NEWNS,
-    },
+    Kind { name: "user", file: "user", flag: CloneFlags::CLONE_NEWUSER },
+    Kind { name: "IPC", file: "ipc", flag: CloneFlags::CLONE_NEWIPC },
+    Kind { name: "UTS", file: "uts", flag: CloneFlags::CLONE_NEWUTS },
+    Kind { name: "network", file: "net", flag: CloneFlags::CLONE_NEWNET },
+    Kind { name: "PID", file: "pid", flag: CloneFlags::CLONE_NEWPID },
+    Kind { name: "mount", file: "mnt", flag: CloneFlags::CLONE_NEWNS },
 ];
 
 /// The set a container gets from runc's default config: all but user.
@@ -94,11 +70,7 @@ pub struct IdMap {
 /// Root inside is 100000 outside, the first id /etc/subuid usually gives.
 impl Default for IdMap {
     fn default() -> Self {
-        IdMap {
-            inside: 0,
-            outside: 100000,
-            count: 65536,
-        }
+        IdMap { inside: 0, outside: 100000, count: 65536 }
     }
 }
 
@@ -107,25 +79,14 @@ impl FromStr for IdMap {
 
     /// `INSIDE:OUTSIDE:COUNT`, as in 0:100000:65536.
     fn from_str(text: &str) -> std::result::Result<IdMap, String> {
-        let numbers: Vec<u32> = text
-            .split(':')
-            .map(str::parse)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|_| {
-                format!(
-                    "{text:?} is not INSIDE:OUTSIDE:COUNT (three numbers, as in 0:100000:65536)"
-                )
+        let numbers: Vec<u32> =
+            text.split(':').map(str::parse).collect::<std::result::Result<_, _>>().map_err(|_| {
+                format!("{text:?} is not INSIDE:OUTSIDE:COUNT (three numbers, as in 0:100000:65536)")
             })?;
         match numbers[..] {
-            [inside, outside, count] if count > 0 => Ok(IdMap {
-                inside,
-                outside,
-                count,
-            }),
+            [inside, outside, count] if count > 0 => Ok(IdMap { inside, outside, count }),
             [_, _, 0] => Err(format!("{text:?} maps no ids: COUNT must be at least 1")),
-            _ => Err(format!(
-                "{text:?} is not INSIDE:OUTSIDE:COUNT (three numbers, as in 0:100000:65536)"
-            )),
+            _ => Err(format!("{text:?} is not INSIDE:OUTSIDE:COUNT (three numbers, as in 0:100000:65536)")),
         }
     }
 }
@@ -142,10 +103,7 @@ pub enum Then {
 /// work, before anything is made.
 pub fn check_kernel(namespaces: CloneFlags) -> Result<()> {
     let has = |flag| namespaces.contains(flag);
-    if has(CloneFlags::CLONE_NEWUSER)
-        && has(CloneFlags::CLONE_NEWNS)
-        && !has(CloneFlags::CLONE_NEWPID)
-    {
+    if has(CloneFlags::CLONE_NEWUSER) && has(CloneFlags::CLONE_NEWNS) && !has(CloneFlags::CLONE_NEWPID) {
         return Err(Error::new(
             "root of a user namespace may mount a /proc only for a PID namespace of its own: add --pid",
         ));
@@ -176,13 +134,7 @@ pub fn check_hostname(name: &str) -> Result<()> {
 // ANCHOR: run
 /// Runs `then` as the first process of new namespaces of the kinds in
 /// `namespaces`, with `rootfs` as its root.
-pub fn run(
-    rootfs: &Path,
-    namespaces: CloneFlags,
-    hostname: &str,
-    ids: &IdMap,
-    then: &Then,
-) -> Result<Exit> {
+pub fn run(rootfs: &Path, namespaces: CloneFlags, hostname: &str, ids: &IdMap, then: &Then) -> Result<Exit> {
     check_kernel(namespaces)?;
     check_hostname(hostname)?;
     let program = match then {
@@ -193,9 +145,7 @@ pub fn run(
     let env = chroot::environment();
     // A user namespace's maps are written from outside, while the child waits.
     let mut write_maps = |child: Pid| map_ids(child, ids);
-    let prepare = namespaces
-        .contains(CloneFlags::CLONE_NEWUSER)
-        .then_some(&mut write_maps as _);
+    let prepare = namespaces.contains(CloneFlags::CLONE_NEWUSER).then_some(&mut write_maps as _);
     run_in_new_namespaces(namespaces, prepare, || {
         set_up_inside(rootfs, namespaces, hostname)?;
         match (then, &program) {
@@ -241,8 +191,7 @@ pub fn namespaces_of(pid: Pid) -> Result<Vec<Kind>> {
              first process (02-namespaces tells it as `clone(...) = child pid N`)"
         )));
     }
-    let namespace =
-        |dir: &Path, kind: &Kind| std::fs::read_link(dir.join("ns").join(kind.file)).ok();
+    let namespace = |dir: &Path, kind: &Kind| std::fs::read_link(dir.join("ns").join(kind.file)).ok();
     let differs = |kind: &&Kind| namespace(&proc, kind) != namespace(Path::new("/proc/self"), kind);
     let kinds: Vec<Kind> = KINDS.iter().filter(differs).copied().collect();
     if kinds.is_empty() {
@@ -262,9 +211,7 @@ pub fn run_joined(pid: Pid, command: &[String]) -> Result<Exit> {
     // Joining the mount namespace made its root ours: look the command up there.
     let program = chroot::resolve(Path::new("/"), &command[0])?;
     let env = chroot::environment();
-    let user = kinds
-        .iter()
-        .any(|kind| kind.flag == CloneFlags::CLONE_NEWUSER);
+    let user = kinds.iter().any(|kind| kind.flag == CloneFlags::CLONE_NEWUSER);
     run_in_child(|| {
         if user {
             kernel::become_root()?;
@@ -366,7 +313,11 @@ pub const LEVEL: Level = Level {
         },
         Scenario {
             name: "long-hostname",
-            args: &["--hostname", "a-host-name-longer-than-the-sixty-four-bytes-that-linux-takes-for-one", "true"],
+            args: &[
+                "--hostname",
+                "a-host-name-longer-than-the-sixty-four-bytes-that-linux-takes-for-one",
+                "true",
+            ],
             shows: "a host name Linux would refuse is refused before anything is made",
             hint: "checked before the rootfs is made",
             alongside: None,

@@ -13,10 +13,7 @@ pub fn write_limits(cgroup: &Cgroup, limits: &Limits) -> Result<()> {
     match cgroup.version {
         Version::V1 => {
             if let Some(bytes) = limits.memory {
-                kernel::write_file(
-                    &cgroup.file("memory", "memory.limit_in_bytes"),
-                    &bytes.to_string(),
-                )?;
+                kernel::write_file(&cgroup.file("memory", "memory.limit_in_bytes"), &bytes.to_string())?;
                 // Memory plus swap: the same, so the group cannot swap instead
                 // of meeting its limit. Only where swap is accounted.
                 let with_swap = cgroup.file("memory", "memory.memsw.limit_in_bytes");
@@ -28,14 +25,8 @@ pub fn write_limits(cgroup: &Cgroup, limits: &Limits) -> Result<()> {
                 kernel::write_file(&cgroup.file("pids", "pids.max"), &count.to_string())?;
             }
             if let Some(cpu) = limits.cpu {
-                kernel::write_file(
-                    &cgroup.file("cpu", "cpu.cfs_period_us"),
-                    &cpu.period_us.to_string(),
-                )?;
-                kernel::write_file(
-                    &cgroup.file("cpu", "cpu.cfs_quota_us"),
-                    &cpu.quota_us.to_string(),
-                )?;
+                kernel::write_file(&cgroup.file("cpu", "cpu.cfs_period_us"), &cpu.period_us.to_string())?;
+                kernel::write_file(&cgroup.file("cpu", "cpu.cfs_quota_us"), &cpu.quota_us.to_string())?;
             }
         }
         Version::V2 => {
@@ -76,9 +67,7 @@ pub fn read_usage(cgroup: &Cgroup) -> Usage {
             memory_peak: cgroup.number("memory", "memory.peak"),
             oom_kills: cgroup.keyed("memory", "memory.events", "oom_kill"),
             forks_refused: cgroup.keyed("pids", "pids.events", "max"),
-            cpu_nanoseconds: cgroup
-                .keyed("cpu", "cpu.stat", "usage_usec")
-                .map(|us| us * 1000),
+            cpu_nanoseconds: cgroup.keyed("cpu", "cpu.stat", "usage_usec").map(|us| us * 1000),
             cpu_throttled: cgroup.keyed("cpu", "cpu.stat", "nr_throttled"),
         },
     }

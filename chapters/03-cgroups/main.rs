@@ -63,11 +63,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<ExitCode> {
     kernel::require_root("making a cgroup and moving a process into it needs root")?;
     let limits = Limits {
-        memory: args
-            .memory
-            .as_deref()
-            .map(cgroups::parse_size)
-            .transpose()?,
+        memory: args.memory.as_deref().map(cgroups::parse_size).transpose()?,
         pids: args.pids.as_deref().map(cgroups::parse_pids).transpose()?,
         cpu: args.cpu.as_deref().map(cgroups::parse_cpu).transpose()?,
     };

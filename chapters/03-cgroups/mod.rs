@@ -52,9 +52,7 @@ impl Version {
         let fs = statfs(CGROUP_ROOT).map_err(|_| missing())?;
         if fs.filesystem_type() == CGROUP2_SUPER_MAGIC {
             Ok(Version::V2)
-        } else if fs.filesystem_type() == TMPFS_MAGIC
-            && Path::new(CGROUP_ROOT).join("memory").exists()
-        {
+        } else if fs.filesystem_type() == TMPFS_MAGIC && Path::new(CGROUP_ROOT).join("memory").exists() {
             Ok(Version::V1)
         } else {
             Err(missing())
@@ -89,11 +87,7 @@ const PERIOD_US: u64 = 100_000;
 
 /// `64M`, `512K`, `1G` or a number of bytes.
 pub fn parse_size(text: &str) -> Result<u64> {
-    let bad = || {
-        Error::new(format!(
-            "--memory {text:?} is not a size: write it as 64M, 512K or 1G"
-        ))
-    };
+    let bad = || Error::new(format!("--memory {text:?} is not a size: write it as 64M, 512K or 1G"));
     let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((at, _)) => text.split_at(at),
         None => (text, ""),
@@ -106,39 +100,27 @@ pub fn parse_size(text: &str) -> Result<u64> {
         _ => return Err(bad()),
     };
     let number: u64 = digits.parse().map_err(|_| bad())?;
-    let bytes = number
-        .checked_mul(1 << shift)
-        .filter(|b| *b > 0)
-        .ok_or_else(bad)?;
+    let bytes = number.checked_mul(1 << shift).filter(|b| *b > 0).ok_or_else(bad)?;
     Ok(bytes)
 }
 
 /// A share of a CPU as a fraction: `0.5` is half of one CPU, `2` two CPUs.
 pub fn parse_cpu(text: &str) -> Result<CpuShare> {
     let cpus: f64 = text.parse().map_err(|_| {
-        Error::new(format!(
-            "--cpu {text:?} is not a number of CPUs: write it as 0.5 (half a CPU) or 2"
-        ))
+        Error::new(format!("--cpu {text:?} is not a number of CPUs: write it as 0.5 (half a CPU) or 2"))
     })?;
     // The kernel takes quotas from 1 ms on.
     let quota_us = (cpus * PERIOD_US as f64).round();
     if !quota_us.is_finite() || quota_us < 1000.0 {
-        return Err(Error::new(format!(
-            "--cpu {text:?} is too small: give at least 0.01 of a CPU"
-        )));
+        return Err(Error::new(format!("--cpu {text:?} is too small: give at least 0.01 of a CPU")));
     }
-    Ok(CpuShare {
-        quota_us: quota_us as u64,
-        period_us: PERIOD_US,
-    })
+    Ok(CpuShare { quota_us: quota_us as u64, period_us: PERIOD_US })
 }
 
 /// `--pids`: at least 1.
 pub fn parse_pids(text: &str) -> Result<u64> {
     text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-        Error::new(format!(
-            "--pids {text:?} is not a number of processes: give a whole number from 1 up"
-        ))
+        Error::new(format!("--pids {text:?} is not a number of processes: give a whole number from 1 up"))
     })
 }
 
@@ -164,17 +146,10 @@ pub struct Cgroup {
 impl Cgroup {
     /// Makes the group `name`, which must not exist yet.
     pub fn create(version: Version, name: &str) -> Result<Cgroup> {
-        let mut cgroup = Cgroup {
-            version,
-            name: name.to_string(),
-            dirs: Vec::new(),
-        };
+        let mut cgroup = Cgroup { version, name: name.to_string(), dirs: Vec::new() };
         let root = Path::new(CGROUP_ROOT);
         let wanted: Vec<(&'static str, PathBuf)> = match version {
-            Version::V1 => CONTROLLERS
-                .iter()
-                .map(|c| (*c, root.join(c).join(name)))
-                .collect(),
+            Version::V1 => CONTROLLERS.iter().map(|c| (*c, root.join(c).join(name))).collect(),
             Version::V2 => vec![("", root.join(name))],
         };
         for (_, dir) in &wanted {
@@ -201,36 +176,21 @@ impl Cgroup {
     /// The path of a controller's file in this group.
     pub fn file(&self, controller: &str, file: &str) -> PathBuf {
         let dir = match self.version {
-            Version::V1 => self
-                .dirs
-                .iter()
-                .find(|(c, _)| *c == controller)
-                .map(|(_, d)| d),
+            Version::V1 => self.dirs.iter().find(|(c, _)| *c == controller).map(|(_, d)| d),
             Version::V2 => self.dirs.first().map(|(_, d)| d),
         };
-        dir.expect("the group has a directory for each controller it uses")
-            .join(file)
+        dir.expect("the group has a directory for each controller it uses").join(file)
     }
 
     /// A file that holds one number.
     pub fn number(&self, controller: &str, file: &str) -> Option<u64> {
-        std::fs::read_to_string(self.file(controller, file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        std::fs::read_to_string(self.file(controller, file)).ok()?.trim().parse().ok()
     }
 
     /// A file of "key number" lines: the number of `key`.
     pub fn keyed(&self, controller: &str, file: &str, key: &str) -> Option<u64> {
         let text = std::fs::read_to_string(self.file(controller, file)).ok()?;
-        text.lines().find_map(|line| {
-            line.strip_prefix(key)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+        text.lines().find_map(|line| line.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Moves the calling process into the group ("0" means "me"); its
@@ -249,10 +209,7 @@ impl Cgroup {
             .iter()
             .filter_map(|(_, dir)| std::fs::read_to_string(dir.join("cgroup.procs")).ok())
             .flat_map(|text| {
-                text.lines()
-                    .filter_map(|l| l.parse().ok())
-                    .map(Pid::from_raw)
-                    .collect::<Vec<_>>()
+                text.lines().filter_map(|l| l.parse().ok()).map(Pid::from_raw).collect::<Vec<_>>()
             })
             .collect();
         pids.sort();
@@ -277,14 +234,11 @@ impl Drop for Cgroup {
 fn check_controllers(version: Version) -> Result<()> {
     let root = Path::new(CGROUP_ROOT);
     let missing: Vec<&str> = match version {
-        Version::V1 => CONTROLLERS
-            .iter()
-            .copied()
-            .filter(|c| !root.join(c).join("cgroup.procs").exists())
-            .collect(),
+        Version::V1 => {
+            CONTROLLERS.iter().copied().filter(|c| !root.join(c).join("cgroup.procs").exists()).collect()
+        }
         Version::V2 => {
-            let available =
-                std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
             ["memory", "pids", "cpu"]
                 .into_iter()
                 .filter(|c| !available.split_whitespace().any(|a| a == *c))
@@ -305,13 +259,10 @@ fn check_controllers(version: Version) -> Result<()> {
 /// A name no other run uses: podlab- and six letters or digits.
 pub fn unique_name() -> String {
     let mut bytes = [0u8; 6];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
+    let _ =
+        std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes));
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let letters: String = bytes
-        .iter()
-        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-        .collect();
+    let letters: String = bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect();
     format!("podlab-{letters}")
 }
 
@@ -332,8 +283,7 @@ pub fn run(rootfs: &Path, cgroup: &Cgroup, command: &[String]) -> Result<Exit> {
 /// What the kernel's counters say about each limit, in words that do not
 /// change from run to run.
 pub fn report(limits: &Limits, usage: &Usage) -> Vec<String> {
-    let counted =
-        |n: Option<u64>| n.map_or("not counted by this kernel".to_string(), |n| n.to_string());
+    let counted = |n: Option<u64>| n.map_or("not counted by this kernel".to_string(), |n| n.to_string());
     let mut lines = Vec::new();
     if let Some(limit) = limits.memory {
         let peak = match usage.memory_peak {
@@ -348,10 +298,7 @@ pub fn report(limits: &Limits, usage: &Usage) -> Vec<String> {
         ));
     }
     if let Some(limit) = limits.pids {
-        lines.push(format!(
-            "pids: limit {limit}; forks refused: {}",
-            counted(usage.forks_refused)
-        ));
+        lines.push(format!("pids: limit {limit}; forks refused: {}", counted(usage.forks_refused)));
     }
     if let Some(cpu) = limits.cpu {
         let throttled = match usage.cpu_throttled {

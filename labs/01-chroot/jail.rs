@@ -25,9 +25,7 @@ pub fn build_rootfs(rootfs: &Path, busybox: &Path, applets: &[String]) -> Result
 
 /// Makes `rootfs` this process's "/".
 pub fn enter(rootfs: &Path) -> Result<()> {
-    todo!(
-        "chroot into the rootfs, then chdir to \"/\" (chroot does not move the working directory)"
-    )
+    todo!("chroot into the rootfs, then chdir to \"/\" (chroot does not move the working directory)")
 }
 
 /// Leaves a chroot jail the classic way.

@@ -33,23 +33,14 @@ pub fn example(name: &str) -> PathBuf {
         .collect();
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = Command::new(cargo);
-        build.args([
-            "build",
-            "--quiet",
-            "--examples",
-            "--manifest-path",
-            env!("CARGO_MANIFEST_PATH"),
-        ]);
+        build.args(["build", "--quiet", "--examples", "--manifest-path", env!("CARGO_MANIFEST_PATH")]);
         if dir.ends_with("release") {
             build.arg("--release");
         }
         if !features.is_empty() {
             build.args(["--features", &features.join(",")]);
         }
-        assert!(
-            build.status().expect("cargo runs").success(),
-            "the examples do not build"
-        );
+        assert!(build.status().expect("cargo runs").success(), "the examples do not build");
     });
     dir.join("examples").join(name)
 }
@@ -88,8 +79,7 @@ pub fn check_scenario(level: &Level, name: &str) {
     if !needs_root_and_busybox(name) {
         return;
     }
-    let transcript =
-        scenario::run(&example(level.example), level, scenario).expect("the example runs");
+    let transcript = scenario::run(&example(level.example), level, scenario).expect("the example runs");
     assert_transcript(&scenario::snapshot_name(level, scenario), &transcript);
 }
 
@@ -97,10 +87,7 @@ pub fn check_scenario(level: &Level, name: &str) {
 /// normalised transcript with the snapshot `name`.
 pub fn assert_transcript(name: &str, transcript: &str) {
     let leftovers = leftover_temp_dirs(transcript);
-    assert!(
-        leftovers.is_empty(),
-        "{name} left {leftovers:?} behind:\n{transcript}"
-    );
+    assert!(leftovers.is_empty(), "{name} left {leftovers:?} behind:\n{transcript}");
     let transcript = scenario::normalize(transcript);
     insta::with_settings!({
         snapshot_path => "../snapshots",
@@ -142,10 +129,7 @@ impl Scratch {
     pub fn new(test: &str) -> Scratch {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = PathBuf::from(format!(
-            "/tmp/podlab-test-{test}-{}-{n}",
-            std::process::id()
-        ));
+        let dir = PathBuf::from(format!("/tmp/podlab-test-{test}-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).expect("a fresh scratch directory");
         Scratch(dir)
     }
@@ -195,15 +179,9 @@ pub struct Outcome {
 }
 
 pub fn run(command: &mut Command) -> Outcome {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .expect("the program starts");
+    let output = command.stdin(Stdio::null()).output().expect("the program starts");
     Outcome {
-        code: output
-            .status
-            .code()
-            .or(output.status.signal().map(|s| 128 + s)),
+        code: output.status.code().or(output.status.signal().map(|s| 128 + s)),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
@@ -215,11 +193,7 @@ pub fn run_as_nobody(example_name: &str, args: &[&str]) -> Outcome {
     let scratch = Scratch::new("not-root");
     let binary = scratch.path().join(example_name);
     std::fs::copy(example(example_name), &binary).unwrap();
-    std::fs::set_permissions(
-        scratch.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(scratch.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     run(Command::new(&binary).args(args).uid(65534).gid(65534))
 }
 
@@ -230,10 +204,7 @@ pub struct TerminateOnDrop(pub std::process::Child);
 
 impl Drop for TerminateOnDrop {
     fn drop(&mut self) {
-        for signal in [
-            nix::sys::signal::Signal::SIGTERM,
-            nix::sys::signal::Signal::SIGTERM,
-        ] {
+        for signal in [nix::sys::signal::Signal::SIGTERM, nix::sys::signal::Signal::SIGTERM] {
             if let Ok(None) = self.0.try_wait() {
                 let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
                 let _ = nix::sys::signal::kill(pid, signal);
@@ -255,12 +226,7 @@ pub struct Killed {
 /// Runs `example` with `args` until its child runs `program`, then sends
 /// each of `signals` to the example itself (not the child), 200 ms apart,
 /// and waits for it to end.
-pub fn kill_while_running(
-    example_name: &str,
-    args: &[&str],
-    program: &str,
-    signals: &[Signal],
-) -> Killed {
+pub fn kill_while_running(example_name: &str, args: &[&str], program: &str, signals: &[Signal]) -> Killed {
     use std::io::{BufRead, BufReader, Read};
     let mut parent = TerminateOnDrop(
         Command::new(example(example_name))
@@ -276,11 +242,7 @@ pub fn kill_while_running(
     let mut narration = String::new();
     let started_program = format!("execve(\"/bin/{program}\"");
     while !narration.contains(&started_program) {
-        assert_ne!(
-            stderr.read_line(&mut narration).unwrap(),
-            0,
-            "ended early:\n{narration}"
-        );
+        assert_ne!(stderr.read_line(&mut narration).unwrap(), 0, "ended early:\n{narration}");
     }
     let made = leftover_temp_dirs(&narration);
     child_running(parent.id(), program);
@@ -291,11 +253,7 @@ pub fn kill_while_running(
     }
     let status = parent.wait().unwrap();
     stderr.read_to_string(&mut narration).unwrap();
-    Killed {
-        status,
-        narration,
-        made,
-    }
+    Killed { status, narration, made }
 }
 
 /// The pid of the only child of `parent`, once that child runs `program`.
@@ -304,8 +262,7 @@ pub fn child_running(parent: u32, program: &str) -> u32 {
     let started = std::time::Instant::now();
     loop {
         let child = std::fs::read_to_string(&children).unwrap_or_default();
-        let comm =
-            std::fs::read_to_string(format!("/proc/{}/comm", child.trim())).unwrap_or_default();
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", child.trim())).unwrap_or_default();
         if comm.trim() == program {
             return child.trim().parse().unwrap();
         }
