@@ -67,6 +67,16 @@ pub fn mkdir(path: &Path, mode: u32) -> Result<()> {
     unistd::mkdir(path, Mode::from_bits_truncate(mode)).map_err(|e| failed(format!("mkdir({path:?})"), e))
 }
 
+/// mkdir(2) for each directory of `path` that is missing, 0o755, as
+/// `mkdir -p` does; tells only the ones it makes.
+pub fn mkdir_all(path: &Path) -> Result<()> {
+    let missing: Vec<&Path> = path.ancestors().take_while(|dir| !dir.exists()).collect();
+    for dir in missing.into_iter().rev() {
+        mkdir(dir, 0o755)?;
+    }
+    Ok(())
+}
+
 /// chmod(2): sets the mode exactly, umask or not.
 pub fn chmod(path: &Path, mode: u32) -> Result<()> {
     narrate!("chmod({path:?}, {mode:#o})");

@@ -10,23 +10,34 @@ use nix::unistd::Pid;
 use crate::error::Result;
 use crate::kernel;
 
-use super::{IdMap, Kind};
+use super::{IdMap, Kind, Mount};
+use crate::chroot;
 
 // ANCHOR: pivot_into
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
-/// tree, with a fresh /proc, and lets go of the host's root.
-pub fn pivot_into(rootfs: &Path) -> Result<()> {
+/// tree, with `mounts` made inside it, and lets go of the host's root.
+pub fn pivot_into(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
     // Our mount namespace began as a copy of the host's, and its mounts may
     // still share events with the host's: make every one private first, so
     // that nothing we mount or unmount from here on reaches the host.
     kernel::mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point: bind it onto itself.
     kernel::mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-    // A proc of our own: it shows the processes of the PID namespace that
-    // mounts it. Mounted before the pivot, while the host's /proc is still
-    // in view (the kernel wants to see one before it allows another).
-    let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    kernel::mount(Some(Path::new("proc")), &rootfs.join("proc"), Some("proc"), proc_flags, None)?;
+    // The container's own file systems: a proc of its own, for one (it
+    // shows the processes of the PID namespace that mounts it). Mounted
+    // before the pivot, while the host's /proc is still in view (the kernel
+    // wants to see one before it allows another).
+    for mount in mounts {
+        let target = chroot::path_inside(rootfs, &mount.target)?;
+        kernel::mkdir_all(&target)?;
+        kernel::mount(
+            mount.source.as_deref(),
+            &target,
+            mount.fstype.as_deref(),
+            mount.flags,
+            mount.data.as_deref(),
+        )?;
+    }
     // pivot_root(".", "."): the new root becomes "/", and the old root is
     // stacked on top of it, on the same directory...
     kernel::chdir(rootfs)?;

@@ -13,10 +13,11 @@
 #[cfg_attr(feature = "lab-02", path = "../../labs/02-namespaces/isolate.rs")]
 mod isolate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use isolate::{join, map_ids, pivot_into};
+use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use nix::unistd::Pid;
 
@@ -87,6 +88,30 @@ impl FromStr for IdMap {
             [inside, outside, count] if count > 0 => Ok(IdMap { inside, outside, count }),
             [_, _, 0] => Err(format!("{text:?} maps no ids: COUNT must be at least 1")),
             _ => Err(format!("{text:?} is not INSIDE:OUTSIDE:COUNT (three numbers, as in 0:100000:65536)")),
+        }
+    }
+}
+
+/// One mount to make in the rootfs before the pivot: what mount(2) takes,
+/// with the target given as a path inside the rootfs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub source: Option<PathBuf>,
+    pub target: PathBuf,
+    pub fstype: Option<String>,
+    pub flags: MsFlags,
+    pub data: Option<String>,
+}
+
+impl Mount {
+    /// The proc file system at /proc, as containers mount it.
+    pub fn proc() -> Mount {
+        Mount {
+            source: Some(PathBuf::from("proc")),
+            target: PathBuf::from("/proc"),
+            fstype: Some("proc".to_string()),
+            flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            data: None,
         }
     }
 }
@@ -173,7 +198,7 @@ fn set_up_inside(rootfs: &Path, namespaces: CloneFlags, hostname: &str) -> Resul
         kernel::set_link_up("lo")?;
     }
     if namespaces.contains(CloneFlags::CLONE_NEWNS) {
-        pivot_into(rootfs)
+        pivot_into(rootfs, &[Mount::proc()])
     } else {
         // Without a mount namespace of our own, level 1's chroot is all we have.
         chroot::enter(rootfs)

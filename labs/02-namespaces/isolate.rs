@@ -2,7 +2,7 @@
 //! and joining a running container.
 //!
 //! Write the three functions below, in order; `cargo lab 2` checks them.
-//! Call the kernel only through `kernel::` (mount, chdir, pivot_root,
+//! Call the kernel only through `kernel::` (mount, mkdir_all, chdir, pivot_root,
 //! umount_detach, write_file, setns): each call narrates itself, and the
 //! narration is part of what the check compares.
 //! The sheet, labs/02-namespaces/README.md, says more.
@@ -18,15 +18,16 @@ use nix::unistd::Pid;
 use crate::error::Result;
 use crate::kernel;
 
-use super::{IdMap, Kind};
+use super::{IdMap, Kind, Mount};
+use crate::chroot;
 
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
-/// tree, with a fresh /proc, and lets go of the host's root.
-pub fn pivot_into(rootfs: &Path) -> Result<()> {
+/// tree, with `mounts` made inside it, and lets go of the host's root.
+pub fn pivot_into(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
     todo!(
-        "make \"/\" MS_REC|MS_PRIVATE, bind the rootfs onto itself (MS_BIND|MS_REC), mount proc \
-         on its proc (MS_NOSUID|MS_NODEV|MS_NOEXEC), chdir into it, pivot_root(\".\", \".\"), \
-         umount_detach(\".\"), chdir(\"/\")"
+        "make \"/\" MS_REC|MS_PRIVATE, bind the rootfs onto itself (MS_BIND|MS_REC), for each mount: \
+         find its target with chroot::path_inside, kernel::mkdir_all it, kernel::mount it; then chdir into \
+         the rootfs, pivot_root(\".\", \".\"), umount_detach(\".\"), chdir(\"/\")"
     )
 }
 
