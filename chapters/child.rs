@@ -138,3 +138,78 @@ fn parent_side(
         other => Err(Error::new(format!("the child ended in an unexpected way: {other:?}"))),
     }
 }
+
+/// Clones a child into new namespaces that lives on after this call: a
+/// container created and waiting to be started. `setup` runs in the child
+/// and calls `ready` once it is set up; errors before that come back here,
+/// with the child killed and reaped. Returns the child's pid once ready.
+pub fn spawn_in_new_namespaces(
+    namespaces: CloneFlags,
+    prepare: Option<&mut dyn FnMut(Pid) -> Result<()>>,
+    setup: impl FnOnce(&mut dyn FnMut()) -> Result<i32>,
+) -> Result<Pid> {
+    let (report_read, report_write) = kernel::pipe_cloexec()?;
+    let (go_read, go_write) = kernel::pipe_cloexec()?;
+    let go = (go_read, go_write);
+    let child = kernel::clone(namespaces, || {
+        let report = std::cell::Cell::new(Some(report_write.as_raw_fd()));
+        // Closing our end of the report pipe tells the parent we are ready.
+        let mut ready = || {
+            if let Some(fd) = report.take() {
+                unsafe { nix::libc::close(fd) };
+            }
+        };
+        unsafe { nix::libc::close(go.1.as_raw_fd()) };
+        let _ = nix::unistd::read(&go.0, &mut [0u8; 1]);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| setup(&mut ready)));
+        let code = match outcome {
+            Ok(Ok(code)) => code,
+            Ok(Err(error)) => {
+                match report.take() {
+                    // SAFETY: the fd is our end of the report pipe, still open.
+                    Some(fd) => {
+                        let _ = nix::unistd::write(
+                            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+                            error.to_string().as_bytes(),
+                        );
+                    }
+                    None => eprintln!("container: {error}"),
+                }
+                1
+            }
+            Err(_panic) => 101,
+        };
+        let _ = std::io::stdout().flush();
+        code
+    })?;
+    let (go_read, go_write) = go;
+    drop(go_read);
+    drop(report_write);
+    let fail = |error: Error| {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(child, None);
+        Err(error)
+    };
+    if let Some(prepare) = prepare {
+        if let Err(error) = prepare(child) {
+            return fail(error);
+        }
+    }
+    drop(go_write);
+    let mut report = String::new();
+    let _ = File::from(report_read).read_to_string(&mut report);
+    if !report.is_empty() {
+        return fail(Error::new(report));
+    }
+    // The pipe also closes when the child dies without a word (a panic, a
+    // signal): ready means alive.
+    match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => Ok(child),
+        Ok(status) => {
+            Err(Error::new(format!("the container's first process ended while being set up: {status:?}")))
+        }
+        Err(errno) => {
+            Err(Error::new(format!("waitpid on the container's first process failed: {}", errno.desc())))
+        }
+    }
+}

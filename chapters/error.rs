@@ -36,11 +36,17 @@ pub const USAGE_EXIT: u8 = 2;
 /// How every example ends: the status it computed, or its error as one line
 /// on stderr and exit code 2.
 pub fn finish(program: &str, result: Result<ExitCode>) -> ExitCode {
+    finish_with(program, result, USAGE_EXIT)
+}
+
+/// Like [`finish`], with the exit code a peer uses for errors (runc: 1), for
+/// programs that other programs drive and judge by that code.
+pub fn finish_with(program: &str, result: Result<ExitCode>, error_code: u8) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("{program}: {error}");
-            ExitCode::from(USAGE_EXIT)
+            ExitCode::from(error_code)
         }
     }
 }

@@ -225,6 +225,86 @@ pub fn kill_until_none_left(members: impl Fn() -> Vec<Pid>, whose: &str) {
     }
 }
 
+/// mkfifo(3): a named pipe. Opening it to write waits for a reader.
+pub fn mkfifo(path: &Path, mode: u32) -> Result<()> {
+    narrate!("mkfifo({path:?}, {mode:#o})");
+    unistd::mkfifo(path, Mode::from_bits_truncate(mode)).map_err(|e| failed(format!("mkfifo({path:?})"), e))
+}
+
+/// open(2) with O_PATH: a handle on a file that neither reads nor writes
+/// it, and can be opened properly later through /proc/self/fd.
+pub fn open_path(path: &Path) -> Result<OwnedFd> {
+    narrate!("open({path:?}, O_PATH|O_CLOEXEC)");
+    nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| failed(format!("open({path:?}, O_PATH)"), e))
+}
+
+/// open(2) to write, which for a FIFO waits until someone opens it to read.
+pub fn open_write(path: &Path) -> Result<OwnedFd> {
+    narrate!("open({path:?}, O_WRONLY|O_CLOEXEC)");
+    nix::fcntl::open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| failed(format!("open({path:?}, O_WRONLY)"), e))
+}
+
+/// open(2) to read without waiting: a FIFO opened so lets a writer waiting
+/// in its own open go on.
+pub fn open_read_nonblocking(path: &Path) -> Result<OwnedFd> {
+    narrate!("open({path:?}, O_RDONLY|O_NONBLOCK|O_CLOEXEC)");
+    nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| failed(format!("open({path:?}, O_RDONLY)"), e))
+}
+
+/// unlink(2).
+pub fn unlink(path: &Path) -> Result<()> {
+    narrate!("unlink({path:?})");
+    unistd::unlink(path).map_err(|e| failed(format!("unlink({path:?})"), e))
+}
+
+/// write(2) of `bytes` to `fd`, told by what it is for.
+pub fn write_to(fd: &OwnedFd, bytes: &[u8], what: &str) -> Result<()> {
+    narrate!("write({what}, {} byte)", bytes.len());
+    unistd::write(fd, bytes).map(drop).map_err(|e| failed(format!("write({what})"), e))
+}
+
+/// setrlimit(2). Raising a hard limit needs CAP_SYS_RESOURCE.
+pub fn setrlimit(name: &str, resource: nix::sys::resource::Resource, soft: u64, hard: u64) -> Result<()> {
+    narrate!("setrlimit({name}, {soft}, {hard})");
+    nix::sys::resource::setrlimit(resource, soft, hard).map_err(|e| match e {
+        Errno::EPERM => Error::new(format!(
+            "setrlimit({name}) to a hard limit of {hard} failed: raising a hard limit needs CAP_SYS_RESOURCE, \
+             which this process lacks; ask for at most the current hard limit"
+        )),
+        _ => failed(format!("setrlimit({name})"), e),
+    })
+}
+
+/// Takes on the user and groups a container's process runs as: groups
+/// first, while we still may change them.
+pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
+    let groups: Vec<unistd::Gid> = groups.iter().map(|g| unistd::Gid::from_raw(*g)).collect();
+    narrate!("setgroups({groups:?})");
+    unistd::setgroups(&groups).map_err(|e| failed("setgroups".into(), e))?;
+    narrate!("setresgid({gid}, {gid}, {gid})");
+    let gid = unistd::Gid::from_raw(gid);
+    unistd::setresgid(gid, gid, gid).map_err(|e| failed("setresgid".into(), e))?;
+    narrate!("setresuid({uid}, {uid}, {uid})");
+    let uid = unistd::Uid::from_raw(uid);
+    unistd::setresuid(uid, uid, uid).map_err(|e| failed("setresuid".into(), e))
+}
+
+/// prctl(PR_SET_NO_NEW_PRIVS): from now on, execve never grants more
+/// privilege (no setuid bits, no file capabilities).
+pub fn no_new_privileges() -> Result<()> {
+    narrate!("prctl(PR_SET_NO_NEW_PRIVS, 1)");
+    nix::sys::prctl::set_no_new_privs().map_err(|e| failed("prctl(PR_SET_NO_NEW_PRIVS)".into(), e))
+}
+
+/// kill(2).
+pub fn kill(pid: Pid, signal: Signal) -> Result<()> {
+    narrate!("kill({pid}, {signal:?})");
+    signal::kill(pid, signal).map_err(|e| failed(format!("kill({pid}, {signal:?})"), e))
+}
+
 /// chroot(2): from now on this process resolves "/" to `path`. Nothing
 /// else changes: not the working directory, not open files, not mounts.
 pub fn chroot(path: &Path) -> Result<()> {

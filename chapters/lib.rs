@@ -20,6 +20,8 @@ pub mod cgroups;
 pub mod chroot;
 #[path = "02-namespaces/mod.rs"]
 pub mod namespaces;
+#[path = "04-runtime/mod.rs"]
+pub mod runtime;
 
 /// The ladder, bottom up.
 pub const LEVELS: &[&scenario::Level] = &[&chroot::LEVEL, &namespaces::LEVEL, &cgroups::LEVEL];

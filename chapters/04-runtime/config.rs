@@ -1,0 +1,292 @@
+//! From a bundle's config.json to a plan: everything the runtime will do,
+//! checked before anything is made, so that a bad config gets one sentence
+//! and leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use oci_spec::runtime::{PosixRlimitType, Spec};
+
+use crate::cgroups::Version;
+use crate::error::{Error, Result};
+use crate::namespaces::{IdMap, Mount};
+
+/// What a container will be, read off its config.json.
+#[derive(Debug)]
+pub struct Plan {
+    pub rootfs: PathBuf,
+    pub readonly_root: bool,
+    pub namespaces: CloneFlags,
+    pub hostname: Option<String>,
+    pub ids: Option<IdMap>,
+    pub mounts: Vec<Mount>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub no_new_privileges: bool,
+    pub rlimits: Vec<(PosixRlimitType, u64, u64)>,
+}
+
+/// Reads and checks `bundle/config.json`.
+pub fn load(bundle: &Path) -> Result<Plan> {
+    let file = bundle.join("config.json");
+    if !file.exists() {
+        return Err(Error::new(format!(
+            "there is no config.json in {}: make one with `spec`",
+            bundle.display()
+        )));
+    }
+    let spec = Spec::load(&file).map_err(|e| {
+        Error::new(format!("{} is not a valid runtime config: {}", file.display(), one_line(&e.to_string())))
+    })?;
+    plan(&spec, bundle)
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Turns a parsed config into a plan, refusing what it cannot do.
+pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
+    let process =
+        spec.process().as_ref().ok_or_else(|| Error::new("config.json has no process: say what to run"))?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error::new("config.json's process.args is empty: say what to run"));
+    }
+    let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json has no root: name the rootfs"))?;
+    let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
+    if !rootfs.is_dir() {
+        return Err(Error::new(format!("the root path {} is not a directory", rootfs.display())));
+    }
+
+    let linux = spec.linux().as_ref();
+    let mut namespaces = CloneFlags::empty();
+    for namespace in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        if let Some(path) = namespace.path() {
+            return Err(Error::new(format!(
+                "joining the existing {} namespace at {} is not supported yet: leave out its path to get a new one",
+                namespace.typ(),
+                path.display()
+            )));
+        }
+        namespaces |= CloneFlags::from_bits_truncate(namespace.typ() as i32);
+    }
+    let has = |kind| namespaces.contains(kind);
+    let ids =
+        id_map(linux.and_then(|l| l.uid_mappings().as_ref()), linux.and_then(|l| l.gid_mappings().as_ref()))?;
+    if has(CloneFlags::CLONE_NEWUSER) != ids.is_some() {
+        return Err(Error::new(
+            "a user namespace needs uid and gid mappings, and mappings need a user namespace",
+        ));
+    }
+    let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
+    if hostname.is_some() && !has(CloneFlags::CLONE_NEWUTS) {
+        return Err(Error::new("config.json sets a hostname but asks for no uts namespace: add one"));
+    }
+    if let Some(name) = &hostname {
+        crate::namespaces::check_hostname(name)?;
+    }
+    crate::namespaces::check_kernel(namespaces)?;
+
+    let mut mounts = Vec::new();
+    for mount in spec.mounts().iter().flatten() {
+        if !has(CloneFlags::CLONE_NEWNS) {
+            return Err(Error::new("config.json lists mounts but asks for no mount namespace: add one"));
+        }
+        mounts.extend(translate_mount(mount, bundle)?);
+    }
+
+    let user = process.user();
+    let mut rlimits = Vec::new();
+    for rlimit in process.rlimits().iter().flatten() {
+        if rlimit.soft() > rlimit.hard() {
+            return Err(Error::new(format!("the soft {} is above its hard limit", rlimit.typ())));
+        }
+        rlimits.push((rlimit.typ(), rlimit.soft(), rlimit.hard()));
+    }
+    Ok(Plan {
+        rootfs,
+        readonly_root: root.readonly().unwrap_or(false),
+        namespaces,
+        hostname,
+        ids,
+        mounts,
+        args,
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().clone(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        rlimits,
+    })
+}
+
+/// One line of each of uid_mappings and gid_mappings, the same for both:
+/// what level 2 knows how to write.
+fn id_map(
+    uids: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>,
+    gids: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>,
+) -> Result<Option<IdMap>> {
+    let to_map = |m: &oci_spec::runtime::LinuxIdMapping| IdMap {
+        inside: m.container_id(),
+        outside: m.host_id(),
+        count: m.size(),
+    };
+    match (uids.map(Vec::as_slice).unwrap_or(&[]), gids.map(Vec::as_slice).unwrap_or(&[])) {
+        ([], []) => Ok(None),
+        ([uid], [gid]) if to_map(uid) == to_map(gid) => Ok(Some(to_map(uid))),
+        _ => Err(Error::new(
+            "uid and gid mappings must be one line each, and the same: that is what podlab writes",
+        )),
+    }
+}
+
+/// The mount(2) calls one config mount takes: the mount itself, then a
+/// read-only remount for a read-only bind, and a propagation change.
+fn translate_mount(mount: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Vec<Mount>> {
+    let target = mount.destination().clone();
+    if !target.is_absolute() {
+        return Err(Error::new(format!(
+            "the mount destination {} is not an absolute path",
+            target.display()
+        )));
+    }
+    let (mut flags, propagation, data) = mount_options(mount.options().as_deref().unwrap_or(&[]));
+    let mut fstype = mount.typ().clone().filter(|t| !t.is_empty());
+    let mut source = mount.source().clone();
+    if fstype.as_deref() == Some("bind") {
+        flags |= MsFlags::MS_BIND;
+    }
+    if flags.contains(MsFlags::MS_BIND) {
+        fstype = None;
+        let path = source
+            .ok_or_else(|| Error::new(format!("the bind mount on {} has no source", target.display())))?;
+        let path = if path.is_absolute() { path } else { bundle.join(path) };
+        if !path.exists() {
+            return Err(Error::new(format!("the source {} of a bind mount does not exist", path.display())));
+        }
+        source = Some(path);
+    }
+    if fstype.as_deref() == Some("cgroup") {
+        // The host's cgroup tree, as the container should see it. Under v2
+        // that is a cgroup2 mount; v1's per-controller trees are not
+        // mounted inside yet, and the container gets an empty tmpfs there.
+        fstype =
+            Some(if Version::of_this_machine()? == Version::V2 { "cgroup2" } else { "tmpfs" }.to_string());
+    }
+    let mut calls = vec![Mount { source, target: target.clone(), fstype, flags, data }];
+    if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
+        // A bind mount takes "read-only" only from a remount.
+        calls.push(Mount {
+            source: None,
+            target: target.clone(),
+            fstype: None,
+            flags: flags | MsFlags::MS_REMOUNT,
+            data: None,
+        });
+    }
+    if !propagation.is_empty() {
+        calls.push(Mount { source: None, target, fstype: None, flags: propagation, data: None });
+    }
+    Ok(calls)
+}
+
+/// Splits mount options into flags, propagation flags, and the rest, which
+/// is the file system's own data ("mode=755,size=65536k").
+fn mount_options(options: &[String]) -> (MsFlags, MsFlags, Option<String>) {
+    let mut flags = MsFlags::empty();
+    let mut propagation = MsFlags::empty();
+    let mut data = Vec::new();
+    for option in options {
+        let (set, clear, propagate) = match option.as_str() {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty(), false),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY, false),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty(), false),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID, false),
+            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty(), false),
+            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV, false),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty(), false),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC, false),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty(), false),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS, false),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty(), false),
+            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty(), false),
+            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty(), false),
+            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK, false),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty(), false),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME, false),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty(), false),
+            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME, false),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty(), false),
+            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME, false),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty(), false),
+            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME, false),
+            "bind" => (MsFlags::MS_BIND, MsFlags::empty(), false),
+            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty(), false),
+            "private" => (MsFlags::MS_PRIVATE, MsFlags::empty(), true),
+            "rprivate" => (MsFlags::MS_PRIVATE | MsFlags::MS_REC, MsFlags::empty(), true),
+            "shared" => (MsFlags::MS_SHARED, MsFlags::empty(), true),
+            "rshared" => (MsFlags::MS_SHARED | MsFlags::MS_REC, MsFlags::empty(), true),
+            "slave" => (MsFlags::MS_SLAVE, MsFlags::empty(), true),
+            "rslave" => (MsFlags::MS_SLAVE | MsFlags::MS_REC, MsFlags::empty(), true),
+            "unbindable" => (MsFlags::MS_UNBINDABLE, MsFlags::empty(), true),
+            "runbindable" => (MsFlags::MS_UNBINDABLE | MsFlags::MS_REC, MsFlags::empty(), true),
+            other => {
+                data.push(other.to_string());
+                continue;
+            }
+        };
+        if propagate {
+            propagation |= set;
+        } else {
+            flags = (flags | set) & !clear;
+        }
+    }
+    (flags, propagation, (!data.is_empty()).then(|| data.join(",")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(options: &[&str]) -> Vec<String> {
+        options.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let (flags, propagation, data) =
+            mount_options(&strings(&["nosuid", "strictatime", "mode=755", "size=65536k", "rprivate"]));
+        assert_eq!(flags, MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME);
+        assert_eq!(propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
+        assert_eq!(data.as_deref(), Some("mode=755,size=65536k"));
+    }
+
+    #[test]
+    fn a_later_option_undoes_an_earlier_one() {
+        let (flags, _, data) = mount_options(&strings(&["ro", "nodev", "rw"]));
+        assert_eq!(flags, MsFlags::MS_NODEV);
+        assert_eq!(data, None);
+    }
+
+    #[test]
+    fn a_read_only_bind_takes_a_remount() {
+        let mount = oci_spec::runtime::MountBuilder::default()
+            .destination("/data")
+            .typ("bind")
+            .source("/etc")
+            .options(strings(&["rbind", "ro"]))
+            .build()
+            .unwrap();
+        let calls = translate_mount(&mount, Path::new("/")).unwrap();
+        assert_eq!(calls.len(), 2);
+        assert_eq!(calls[0].fstype, None);
+        assert!(calls[1].flags.contains(MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY));
+    }
+}

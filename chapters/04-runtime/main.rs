@@ -1,0 +1,170 @@
+//! `cargo run --example 04-runtime -- [GLOBAL OPTIONS] <COMMAND>`: runc's
+//! command line, so that the same bundle runs under ours, runc and crun.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::str::FromStr;
+
+use clap::{Parser, Subcommand};
+use nix::sys::signal::Signal;
+use podlab::error::{finish_with, Error, Result};
+use podlab::runtime::{Runtime, DEFAULT_ROOT};
+use podlab::{kernel, narrate};
+
+/// Level 4: an OCI runtime with runc's command line.
+///
+/// A bundle is a directory with a rootfs and a config.json. `create` sets a
+/// container up from it and leaves its first process waiting; `start` lets
+/// it run its program; `state` says where it is in the lifecycle (created,
+/// running, stopped); `kill` signals it; `delete` removes it. State is kept
+/// under --root, so that each command can be a separate invocation, as
+/// containerd makes them.
+#[derive(Parser)]
+#[command(
+    name = "04-runtime",
+    after_help = "Examples (as root, in a bundle directory with a rootfs/):\n  \
+        04-runtime spec                       write a default config.json\n  \
+        04-runtime run c1                     create, start, wait, delete\n  \
+        04-runtime create c1 && 04-runtime state c1 && 04-runtime start c1\n  \
+        04-runtime kill c1 KILL && 04-runtime delete c1\n\n\
+        The same with runc: replace 04-runtime by runc."
+)]
+struct Args {
+    /// Where containers' state is kept.
+    #[arg(long, global = true, value_name = "DIR", default_value = DEFAULT_ROOT)]
+    root: PathBuf,
+
+    /// Where to write the log; containerd passes it. Narration is off then.
+    #[arg(long, global = true, value_name = "FILE")]
+    log: Option<PathBuf>,
+
+    /// The log's format (text or json), as containerd passes it.
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
+    log_format: String,
+
+    /// Refused: cgroups are managed through the cgroup file system, not systemd.
+    #[arg(long, global = true)]
+    systemd_cgroup: bool,
+
+    /// Do not narrate the kernel calls.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a default config.json into the bundle (busybox's sh in ./rootfs).
+    Spec {
+        /// The bundle directory.
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+    /// Set a container up from a bundle and leave it waiting for start.
+    Create {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// Write the container's first process's pid into FILE.
+        #[arg(long, value_name = "FILE")]
+        pid_file: Option<PathBuf>,
+        /// Where to send a terminal's master end (process.terminal: true).
+        #[arg(long, value_name = "SOCKET")]
+        console_socket: Option<PathBuf>,
+        id: String,
+    },
+    /// Let a created container run its program.
+    Start { id: String },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to a container's first process.
+    Kill {
+        id: String,
+        /// A name (TERM, SIGKILL) or a number.
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+    },
+    /// Remove a stopped container (--force: kill it first).
+    Delete {
+        #[arg(short, long)]
+        force: bool,
+        id: String,
+    },
+    /// create, start, wait for the end, delete; exits as the container did.
+    Run {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        pid_file: Option<PathBuf>,
+        id: String,
+    },
+    /// List the containers under --root.
+    List,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    narrate::set_quiet(args.quiet || args.log.is_some());
+    // Errors end with 1, as runc's do: containerd and scripts judge by it.
+    finish_with("04-runtime", run(args), 1)
+}
+
+fn run(args: Args) -> Result<ExitCode> {
+    if args.systemd_cgroup {
+        return Err(Error::new(
+            "--systemd-cgroup is not supported: podlab manages cgroups through the cgroup file system; leave the option out",
+        ));
+    }
+    if !matches!(args.log_format.as_str(), "text" | "json") {
+        return Err(Error::new(format!("--log-format {:?}: the formats are text and json", args.log_format)));
+    }
+    if let Command::Spec { bundle } = &args.command {
+        podlab::runtime::write_default_spec(bundle)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    kernel::require_root("making containers needs root")?;
+    let runtime = Runtime::new(&args.root);
+    match args.command {
+        Command::Spec { .. } => unreachable!("handled above"),
+        Command::Create { bundle, pid_file, console_socket, id } => {
+            if console_socket.is_some() {
+                return Err(Error::new("terminals are not supported yet: set process.terminal to false"));
+            }
+            runtime.create(&id, &bundle, pid_file.as_deref())?;
+        }
+        Command::Start { id } => runtime.start(&id)?,
+        Command::State { id } => {
+            let state = runtime.state(&id)?;
+            println!("{}", serde_json::to_string_pretty(&state).expect("a state is plain data"));
+        }
+        Command::Kill { id, signal } => runtime.kill(&id, parse_signal(&signal)?)?,
+        Command::Delete { force, id } => runtime.delete(&id, force)?,
+        Command::Run { bundle, pid_file, id } => {
+            return Ok(runtime.run(&id, &bundle, pid_file.as_deref())?.exit_code());
+        }
+        Command::List => {
+            println!("{:<12} {:<8} {:<10} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
+            for state in runtime.list()? {
+                let bundle = state.bundle.display().to_string();
+                println!(
+                    "{:<12} {:<8} {:<10} {:<40} {}",
+                    state.id, state.pid, state.status, bundle, state.created
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `TERM`, `SIGTERM` or `15`.
+fn parse_signal(text: &str) -> Result<Signal> {
+    let by_number = text.parse::<i32>().ok().and_then(|n| Signal::try_from(n).ok());
+    let by_name = || {
+        let name = if text.starts_with("SIG") { text.to_string() } else { format!("SIG{text}") };
+        Signal::from_str(&name.to_uppercase()).ok()
+    };
+    by_number
+        .or_else(by_name)
+        .ok_or_else(|| Error::new(format!("{text:?} is not a signal: give a name (TERM, KILL) or a number")))
+}

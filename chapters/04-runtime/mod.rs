@@ -1,0 +1,495 @@
+//! Level 4: an OCI runtime.
+//!
+//! The runtime specification says what a container is on disk (a bundle: a
+//! rootfs and a config.json) and what a runtime does with it: create, start,
+//! state, kill, delete. Levels 1 to 3 did the work; this level puts it
+//! behind runc's command line, keeps each container's state under a root
+//! directory so that separate invocations cooperate, and splits starting
+//! in two: `create` sets everything up and leaves the container's first
+//! process waiting; `start` lets it run the user's program.
+
+mod config;
+
+use std::collections::BTreeMap;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+pub use config::{load as load_config, Plan};
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use oci_spec::runtime::PosixRlimitType;
+use serde::{Deserialize, Serialize};
+
+use crate::child::{spawn_in_new_namespaces, Exit};
+use crate::error::{Error, Result};
+use crate::namespaces::map_ids;
+use crate::{chroot, kernel, namespaces};
+
+/// Where containers' state lives unless --root says otherwise.
+pub const DEFAULT_ROOT: &str = "/run/podlab-runtime";
+/// The version of the runtime specification this level follows.
+pub const OCI_VERSION: &str = "1.0.2";
+
+/// The states of the specification's lifecycle that a container can be
+/// seen in ("creating" lasts only while `create` runs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What the runtime remembers of a container, in `<root>/<id>/state.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Record {
+    id: String,
+    pid: i32,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    created: String,
+    /// When the process started, in clock ticks since boot: with the pid,
+    /// it tells our process from a later one that got the same pid.
+    start_time: u64,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// The state of a container as the specification defines it, with runc's
+/// additions (rootfs, created, owner), as `state` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct State {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    pub pid: i32,
+    pub status: Status,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Writes a default config.json into `bundle`, as `runc spec` does: sh
+/// from ./rootfs, read-only, in all but a user namespace.
+pub fn write_default_spec(bundle: &Path) -> Result<()> {
+    let file = bundle.join("config.json");
+    if file.exists() {
+        return Err(Error::new(format!("{} exists already: remove it first", file.display())));
+    }
+    let mut spec = oci_spec::runtime::Spec::default();
+    spec.set_hostname(Some("podlab".to_string()));
+    let json = serde_json::to_string_pretty(&spec).expect("a spec is plain data");
+    kernel::write_file(&file, &(json + "\n"))
+}
+
+/// A runtime keeping its containers under `root`.
+pub struct Runtime {
+    root: PathBuf,
+}
+
+impl Runtime {
+    pub fn new(root: &Path) -> Runtime {
+        Runtime { root: root.to_path_buf() }
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    fn fifo(&self, id: &str) -> PathBuf {
+        self.dir(id).join("exec.fifo")
+    }
+
+    fn record(&self, id: &str) -> Result<Record> {
+        check_id(id)?;
+        let file = self.dir(id).join("state.json");
+        let text = std::fs::read_to_string(&file).map_err(|_| {
+            Error::new(format!("container {id} does not exist (no state under {})", self.root.display()))
+        })?;
+        serde_json::from_str(&text).map_err(|e| {
+            Error::new(format!("the state of container {id} ({}) is damaged: {e}", file.display()))
+        })
+    }
+
+    /// The state of container `id`, its status read off the kernel: its
+    /// process alive and still waiting at the FIFO is created, alive past it
+    /// is running, gone (or a zombie) is stopped.
+    pub fn state(&self, id: &str) -> Result<State> {
+        let record = self.record(id)?;
+        let alive = process_start_time(record.pid) == Some(record.start_time);
+        let status = match (alive, self.fifo(id).exists()) {
+            (true, true) => Status::Created,
+            (true, false) => Status::Running,
+            (false, _) => Status::Stopped,
+        };
+        Ok(State {
+            oci_version: OCI_VERSION.to_string(),
+            id: record.id,
+            pid: if status == Status::Stopped { 0 } else { record.pid },
+            status,
+            bundle: record.bundle,
+            rootfs: record.rootfs,
+            created: record.created,
+            owner: String::new(),
+            annotations: record.annotations,
+        })
+    }
+
+    /// Every container under the root, by id.
+    pub fn list(&self) -> Result<Vec<State>> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(Vec::new()) };
+        let mut ids: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        ids.sort();
+        Ok(ids.iter().filter_map(|id| self.state(id).ok()).collect())
+    }
+
+    // ANCHOR: create
+    /// Creates container `id` from `bundle`: everything set up, its first
+    /// process waiting at the FIFO for `start`.
+    pub fn create(&self, id: &str, bundle: &Path, pid_file: Option<&Path>) -> Result<Pid> {
+        check_id(id)?;
+        let bundle = std::path::absolute(bundle)
+            .map_err(|e| Error::new(format!("bundle {}: {e}", bundle.display())))?;
+        let plan = config::load(&bundle)?;
+        if self.dir(id).exists() {
+            return Err(Error::new(format!(
+                "container {id} exists already: delete it first, or choose another id"
+            )));
+        }
+        kernel::mkdir_all(&self.root)?;
+        kernel::mkdir(&self.dir(id), 0o711)?;
+        let mut made = Made(Some(self.dir(id)));
+        // The handshake: the first process will open the FIFO to write,
+        // which waits until `start` opens it to read.
+        kernel::mkfifo(&self.fifo(id), 0o622)?;
+        let fifo = kernel::open_path(&self.fifo(id))?;
+        let pid = spawn(&plan, &fifo)?;
+        drop(fifo);
+        let record = Record {
+            id: id.to_string(),
+            pid: pid.as_raw(),
+            bundle: bundle.clone(),
+            rootfs: plan.rootfs.clone(),
+            created: rfc3339(SystemTime::now()),
+            start_time: process_start_time(pid.as_raw()).unwrap_or(0),
+            annotations: BTreeMap::new(),
+        };
+        let json = serde_json::to_string(&record).expect("a record is plain data");
+        kernel::write_file(&self.dir(id).join("state.json"), &json)?;
+        if let Some(pid_file) = pid_file {
+            kernel::write_file(pid_file, &pid.to_string())?;
+        }
+        made.keep();
+        Ok(pid)
+    }
+    // ANCHOR_END: create
+
+    // ANCHOR: start
+    /// Lets created container `id` run its program: opens the FIFO to read,
+    /// which releases the process waiting to write to it.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let state = self.state(id)?;
+        if state.status != Status::Created {
+            return Err(Error::new(format!(
+                "cannot start container {id}: it is {}, not created",
+                state.status
+            )));
+        }
+        let fifo = kernel::open_read_nonblocking(&self.fifo(id))?;
+        // Wait for the byte the process writes once it is through the open,
+        // as long as it lives.
+        let started = Instant::now();
+        loop {
+            match nix::unistd::read(&fifo, &mut [0u8; 1]) {
+                Ok(1) => break,
+                _ if process_start_time(state.pid) != self.record(id)?.start_time.into() => {
+                    return Err(Error::new(format!("container {id} ended before it could start")));
+                }
+                _ if started.elapsed() > Duration::from_secs(10) => {
+                    return Err(Error::new(format!("container {id} did not take the start within 10 s")));
+                }
+                _ => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        kernel::unlink(&self.fifo(id))
+    }
+    // ANCHOR_END: start
+
+    /// Sends `signal` to container `id`'s first process.
+    pub fn kill(&self, id: &str, signal: Signal) -> Result<()> {
+        let state = self.state(id)?;
+        if state.status == Status::Stopped {
+            return Err(Error::new(format!("cannot kill container {id}: it is not running")));
+        }
+        kernel::kill(Pid::from_raw(state.pid), signal)
+    }
+
+    /// Removes stopped container `id`; with `force`, kills it first.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let state = self.state(id)?;
+        if state.status != Status::Stopped {
+            if !force {
+                return Err(Error::new(format!(
+                    "cannot delete container {id}: it is {}; stop it first, or use --force",
+                    state.status
+                )));
+            }
+            kernel::kill(Pid::from_raw(state.pid), Signal::SIGKILL)?;
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.state(id)?.status != Status::Stopped && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        kernel::remove_dir_all(&self.dir(id))
+    }
+
+    /// create, start, and wait for the container to end, then delete it: the
+    /// container is our child here, so we can tell how it ended.
+    pub fn run(&self, id: &str, bundle: &Path, pid_file: Option<&Path>) -> Result<Exit> {
+        let pid = self.create(id, bundle, pid_file)?;
+        let started = self.start(id);
+        let waited = kernel::waitpid(pid);
+        self.delete(id, true)?;
+        started?;
+        match waited? {
+            nix::sys::wait::WaitStatus::Exited(_, code) => Ok(Exit::Code(code)),
+            nix::sys::wait::WaitStatus::Signaled(_, signal, _) => Ok(Exit::Signal(signal)),
+            other => Err(Error::new(format!("the container ended in an unexpected way: {other:?}"))),
+        }
+    }
+}
+
+/// Removes a half-made container's directory unless kept.
+struct Made(Option<PathBuf>);
+
+impl Made {
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let _ = kernel::remove_dir_all(&dir);
+        }
+    }
+}
+
+/// Container ids name directories: letters, digits, `_`, `-`, `.`, as runc
+/// allows, and not `.` or `..`.
+fn check_id(id: &str) -> Result<()> {
+    let fine = !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 1024
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+    if fine {
+        Ok(())
+    } else {
+        Err(Error::new(format!("{id:?} is not a container id: use letters, digits, _, - and .")))
+    }
+}
+
+// ANCHOR: spawn
+/// Clones the container's first process into its namespaces, sets it up
+/// inside, and leaves it waiting at the FIFO.
+fn spawn(plan: &Plan, fifo: &OwnedFd) -> Result<Pid> {
+    let mut write_maps = |child: Pid| plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids));
+    let prepare = plan.ids.is_some().then_some(&mut write_maps as _);
+    spawn_in_new_namespaces(plan.namespaces, prepare, |ready| {
+        set_up_inside(plan)?;
+        let program = find_program(&plan.args[0], &plan.env)?;
+        ready();
+        // Reopen the FIFO through our handle on it (its path is outside
+        // our root now); this waits for `start`.
+        let waiting = kernel::open_write(&PathBuf::from(format!("/proc/self/fd/{}", fifo.as_raw_fd())))?;
+        kernel::write_to(&waiting, b"0", "exec.fifo")?;
+        Err(kernel::execve(&program, &plan.args, &plan.env))
+    })
+}
+// ANCHOR_END: spawn
+
+// ANCHOR: set_up_inside
+/// What the first process does inside its new namespaces, in the order the
+/// specification implies: ids mapped, host name, network, mounts and root,
+/// limits, working directory, then the user it runs as.
+fn set_up_inside(plan: &Plan) -> Result<()> {
+    let has = |kind| plan.namespaces.contains(kind);
+    if has(CloneFlags::CLONE_NEWUSER) {
+        kernel::become_root()?;
+    }
+    if let Some(hostname) = &plan.hostname {
+        kernel::sethostname(hostname)?;
+    }
+    if has(CloneFlags::CLONE_NEWNET) {
+        kernel::set_link_up("lo")?;
+    }
+    if has(CloneFlags::CLONE_NEWNS) {
+        namespaces::pivot_into(&plan.rootfs, &plan.mounts)?;
+    } else {
+        chroot::enter(&plan.rootfs)?;
+    }
+    if has(CloneFlags::CLONE_NEWNS) && !has(CloneFlags::CLONE_NEWUSER) {
+        create_default_devices()?;
+    }
+    if plan.readonly_root {
+        let flags =
+            nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY;
+        kernel::mount(None, Path::new("/"), None, flags, None)?;
+    }
+    for (kind, soft, hard) in &plan.rlimits {
+        kernel::setrlimit(&kind.to_string(), resource(*kind), *soft, *hard)?;
+    }
+    kernel::chdir(&plan.cwd)?;
+    kernel::set_ids(plan.uid, plan.gid, &plan.additional_gids)?;
+    if plan.no_new_privileges {
+        kernel::no_new_privileges()?;
+    }
+    Ok(())
+}
+// ANCHOR_END: set_up_inside
+
+/// The devices and links the runtime specification says every container
+/// has in /dev, made where the rootfs (or a tmpfs on /dev) lacks them.
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] =
+    [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEFAULT_LINKS: [(&str, &str); 5] = [
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+fn create_default_devices() -> Result<()> {
+    let dev = Path::new("/dev");
+    kernel::mkdir_all(dev)?;
+    for (name, major, minor) in DEFAULT_DEVICES {
+        let path = dev.join(name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            kernel::mknod_char(&path, major, minor, 0o666)?;
+            kernel::chmod(&path, 0o666)?;
+        }
+    }
+    for (name, target) in DEFAULT_LINKS {
+        let path = dev.join(name);
+        if std::fs::symlink_metadata(&path).is_err() {
+            kernel::symlink(Path::new(target), &path)?;
+        }
+    }
+    Ok(())
+}
+
+fn resource(kind: PosixRlimitType) -> nix::sys::resource::Resource {
+    use nix::sys::resource::Resource;
+    match kind {
+        PosixRlimitType::RlimitCpu => Resource::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => Resource::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => Resource::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => Resource::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => Resource::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => Resource::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => Resource::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => Resource::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => Resource::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => Resource::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => Resource::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => Resource::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => Resource::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => Resource::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => Resource::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => Resource::RLIMIT_RTTIME,
+    }
+}
+
+/// The program `name` names, found as execvp(3) would: a path if it has a
+/// slash, else the first match in the PATH of `env`.
+fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
+    if name.contains('/') {
+        return Ok(PathBuf::from(name));
+    }
+    let path = env.iter().find_map(|v| v.strip_prefix("PATH=")).unwrap_or("/usr/local/bin:/usr/bin:/bin");
+    path.split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file())
+        .ok_or_else(|| Error::new(format!("there is no {name:?} in the container's PATH ({path})")))
+}
+
+/// The start time of process `pid` (field 22 of /proc/PID/stat), if it is
+/// alive and not a zombie.
+fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name, field 2, is in parentheses and may hold anything: read after it.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    (fields.first() != Some(&"Z")).then_some(())?;
+    fields.get(19)?.parse().ok()
+}
+
+/// A time as RFC 3339 in UTC with nanoseconds, as runc writes `created`.
+fn rfc3339(time: SystemTime) -> String {
+    let since = time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let (days, seconds) = ((since.as_secs() / 86_400) as i64, since.as_secs() % 86_400);
+    // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60,
+        since.subsec_nanos()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_rfc3339() {
+        let time = SystemTime::UNIX_EPOCH + Duration::new(1_795_458_291, 943_463_784);
+        assert_eq!(rfc3339(time), "2026-11-23T18:24:51.943463784Z");
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00.000000000Z"
+        );
+    }
+
+    #[test]
+    fn ids_that_name_a_directory_of_ours_only() {
+        assert!(check_id("c1").is_ok());
+        assert!(check_id("web-1.v2_a").is_ok());
+        for bad in ["", ".", "..", "a/b", "../x", "with space"] {
+            assert!(check_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn our_own_process_has_a_start_time() {
+        assert!(process_start_time(std::process::id() as i32).is_some());
+        assert_eq!(process_start_time(-1), None);
+    }
+}

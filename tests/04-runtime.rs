@@ -1,0 +1,301 @@
+//! Level 4: the runtime, against runc. Each case builds a bundle from
+//! level 1's rootfs and `runc spec`'s config, runs it through runc first
+//! (a case that runc fails is a wrong case) and then through ours, and
+//! compares what a user of a runtime can observe: output, exit codes,
+//! the lifecycle's states, and which bad inputs are refused.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{example, needs_root_and_busybox, run, Outcome, Scratch};
+use serde_json::Value;
+
+fn needs_runc(test: &str) -> bool {
+    needs_root_and_busybox(test)
+        && common::can_run(
+            test,
+            Command::new("runc")
+                .arg("--version")
+                .output()
+                .is_err()
+                .then(|| "runc is not installed".to_string()),
+        )
+}
+
+/// A bundle in a scratch directory, with a state root for each runtime.
+struct Bundle {
+    scratch: Scratch,
+}
+
+impl Bundle {
+    /// Level 1's rootfs and runc's default config, changed by `edit`.
+    fn new(test: &str, edit: impl FnOnce(&mut Value)) -> Bundle {
+        let scratch = Scratch::new(test);
+        let rootfs = scratch.path().join("rootfs");
+        let built = run(Command::new(example("01-chroot")).arg("--rootfs").arg(&rootfs).args(["-q", "true"]));
+        assert_eq!(built.code, Some(0), "{}", built.stderr);
+        let spec = run(Command::new("runc").arg("spec").current_dir(scratch.path()));
+        assert_eq!(spec.code, Some(0), "{}", spec.stderr);
+        let file = scratch.path().join("config.json");
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        config["process"]["terminal"] = Value::Bool(false);
+        edit(&mut config);
+        std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        Bundle { scratch }
+    }
+
+    fn path(&self) -> &Path {
+        self.scratch.path()
+    }
+}
+
+/// The two runtimes, each with a state root of its own in the bundle's
+/// scratch directory.
+#[derive(Clone, Copy, Debug)]
+enum Runtime {
+    Runc,
+    Ours,
+}
+
+impl Runtime {
+    fn command(self, bundle: &Bundle) -> Command {
+        let (program, root) = match self {
+            Runtime::Runc => (PathBuf::from("runc"), bundle.path().join("runc-root")),
+            Runtime::Ours => (example("04-runtime"), bundle.path().join("our-root")),
+        };
+        let mut command = Command::new(program);
+        command.arg("--root").arg(root).current_dir(bundle.path());
+        if let Runtime::Ours = self {
+            command.arg("--quiet");
+        }
+        command
+    }
+
+    /// A subcommand whose container may outlive it: stdio not captured.
+    fn detached(self, bundle: &Bundle, args: &[&str]) -> Option<i32> {
+        self.command(bundle)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .code()
+    }
+
+    fn run(self, bundle: &Bundle, args: &[&str]) -> Outcome {
+        run(self.command(bundle).args(args))
+    }
+
+    fn state(self, bundle: &Bundle, id: &str) -> Option<Value> {
+        let outcome = self.run(bundle, &["state", id]);
+        (outcome.code == Some(0)).then(|| serde_json::from_str(&outcome.stdout).unwrap())
+    }
+}
+
+/// An id no other test uses; it names runc's cgroups too, which the
+/// leftover check looks for by the podlab- prefix.
+fn unique_id() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("podlab-t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn args_of(command: &[&str]) -> impl FnOnce(&mut Value) {
+    let args: Vec<Value> = command.iter().map(|a| Value::String(a.to_string())).collect();
+    move |config: &mut Value| config["process"]["args"] = Value::Array(args)
+}
+
+/// `run` of the same bundle: the same output and exit status.
+#[test]
+fn run_prints_and_ends_as_runc() {
+    if !needs_runc("run_prints_and_ends_as_runc") {
+        return;
+    }
+    for command in [
+        &["sh", "-c", "echo hello; hostname; ps -o comm; id; pwd"][..],
+        &["sh", "-c", "exit 7"],
+        &["sh", "-c", "echo to stderr >&2; ls /dev | sort"],
+        &["sh", "-c", "ulimit -n; cat /proc/self/status | grep NoNewPrivs"],
+        &["sh", "-c", "touch /cannot 2>/dev/null || echo read-only root"],
+    ] {
+        let bundle = Bundle::new("run", args_of(command));
+        let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+        let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+        assert_eq!(
+            (ours.code, &ours.stdout),
+            (theirs.code, &theirs.stdout),
+            "{command:?}: ours (left) and runc's (right) differ; our stderr: {}",
+            ours.stderr
+        );
+    }
+}
+
+/// create, state, start, state, delete, state: the same states and exit
+/// codes through the lifecycle.
+#[test]
+fn the_lifecycle_goes_as_with_runc() {
+    if !needs_runc("the_lifecycle_goes_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("lifecycle", args_of(&["sh", "-c", "sleep 0.3"]));
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0), "{runtime:?} create");
+        let created = runtime.state(&bundle, &id).unwrap();
+        assert_eq!(created["status"], "created", "{runtime:?}");
+        assert!(created["pid"].as_i64().unwrap() > 0, "{runtime:?}");
+        assert_eq!(created["id"], id.as_str());
+        assert_eq!(created["bundle"], bundle.path().to_str().unwrap());
+        // Starting twice: the second is refused.
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0), "{runtime:?} start");
+        assert_eq!(runtime.state(&bundle, &id).unwrap()["status"], "running", "{runtime:?}");
+        assert_ne!(runtime.detached(&bundle, &["start", &id]), Some(0), "{runtime:?} started twice");
+        // Running: delete without --force is refused.
+        assert_ne!(
+            runtime.detached(&bundle, &["delete", &id]),
+            Some(0),
+            "{runtime:?} deleted a running container"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
+            assert!(std::time::Instant::now() < deadline, "{runtime:?}: never stopped");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_ne!(
+            runtime.detached(&bundle, &["start", &id]),
+            Some(0),
+            "{runtime:?} started a stopped container"
+        );
+        assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0), "{runtime:?} delete");
+        assert_eq!(runtime.state(&bundle, &id), None, "{runtime:?}: state after delete");
+    }
+}
+
+/// kill with a signal name, then delete --force of a created container.
+#[test]
+fn kill_and_force_delete_as_with_runc() {
+    if !needs_runc("kill_and_force_delete_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("kill", args_of(&["sleep", "30"]));
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let (a, b) = (unique_id(), unique_id());
+        assert_eq!(runtime.detached(&bundle, &["create", &a]), Some(0));
+        assert_eq!(runtime.detached(&bundle, &["start", &a]), Some(0));
+        assert_eq!(runtime.detached(&bundle, &["kill", &a, "KILL"]), Some(0), "{runtime:?} kill");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runtime.state(&bundle, &a).unwrap()["status"] != "stopped" {
+            assert!(std::time::Instant::now() < deadline, "{runtime:?}: kill did not stop it");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_ne!(
+            runtime.detached(&bundle, &["kill", &a, "KILL"]),
+            Some(0),
+            "{runtime:?} killed a stopped one"
+        );
+        assert_eq!(runtime.detached(&bundle, &["delete", &a]), Some(0));
+
+        assert_eq!(runtime.detached(&bundle, &["create", &b]), Some(0));
+        assert_eq!(
+            runtime.detached(&bundle, &["delete", "--force", &b]),
+            Some(0),
+            "{runtime:?} delete --force"
+        );
+        assert_eq!(runtime.state(&bundle, &b), None);
+    }
+}
+
+/// Bad input: refused by both, with nothing left behind by ours.
+#[test]
+fn bad_bundles_and_ids_are_refused_as_by_runc() {
+    if !needs_runc("bad_bundles_and_ids_are_refused_as_by_runc") {
+        return;
+    }
+    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+        ("no process args", Box::new(|c: &mut Value| c["process"]["args"] = Value::Array(vec![]))),
+        ("a root that does not exist", Box::new(|c: &mut Value| c["root"]["path"] = "no-such-rootfs".into())),
+        (
+            "an unknown namespace type",
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "nonsense"}))
+            }),
+        ),
+        (
+            "a hostname without a uts namespace",
+            Box::new(|c: &mut Value| {
+                let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
+                namespaces.retain(|n| n["type"] != "uts");
+            }),
+        ),
+    ];
+    for (what, edit) in cases {
+        let bundle = Bundle::new("bad", edit);
+        for runtime in [Runtime::Runc, Runtime::Ours] {
+            let id = unique_id();
+            assert_ne!(
+                runtime.detached(&bundle, &["create", &id]),
+                Some(0),
+                "{runtime:?} created a bundle with {what}"
+            );
+            assert_eq!(runtime.state(&bundle, &id), None, "{runtime:?} kept state for {what}");
+        }
+    }
+
+    let bundle = Bundle::new("bad-json", |_| {});
+    std::fs::write(bundle.path().join("config.json"), "{ not json").unwrap();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        assert_ne!(
+            runtime.detached(&bundle, &["create", &unique_id()]),
+            Some(0),
+            "{runtime:?} took bad JSON"
+        );
+    }
+
+    let bundle = Bundle::new("ids", args_of(&["sleep", "30"]));
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
+        assert_ne!(
+            runtime.detached(&bundle, &["create", &id]),
+            Some(0),
+            "{runtime:?} created the same id twice"
+        );
+        assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+        for unknown in ["start", "state", "delete", "kill"] {
+            assert_ne!(
+                runtime.detached(&bundle, &[unknown, "no-such-container"]),
+                Some(0),
+                "{runtime:?} {unknown}"
+            );
+        }
+    }
+    let ours = Runtime::Ours.run(&bundle, &["state", "no-such-container"]);
+    assert_eq!(ours.code, Some(1));
+    assert_eq!(ours.stderr.lines().count(), 1, "{}", ours.stderr);
+}
+
+/// `spec` writes a config that parses and that runc runs as well.
+#[test]
+fn our_spec_runs_under_runc_too() {
+    if !needs_runc("our_spec_runs_under_runc_too") {
+        return;
+    }
+    let bundle = Bundle::new("spec", |_| {});
+    std::fs::remove_file(bundle.path().join("config.json")).unwrap();
+    let written = Runtime::Ours.run(&bundle, &["spec"]);
+    assert_eq!(written.code, Some(0), "{}", written.stderr);
+    let again = Runtime::Ours.run(&bundle, &["spec"]);
+    assert_eq!(again.code, Some(1), "spec overwrote a config.json");
+    // Make it run something that ends, in both.
+    let file = bundle.path().join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    args_of(&["sh", "-c", "hostname; echo done"])(&mut config);
+    std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
+    let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+    assert_eq!((theirs.code, theirs.stdout.as_str()), (Some(0), "podlab\ndone\n"), "{}", theirs.stderr);
+    assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+}
