@@ -52,6 +52,24 @@ impl Bundle {
     }
 }
 
+/// On every path, failures too: force-delete what either runtime still
+/// holds, so that no container process or runc cgroup outlives the test.
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for runtime in [Runtime::Runc, Runtime::Ours] {
+            let root = runtime.root(self);
+            let ids: Vec<String> = std::fs::read_dir(&root)
+                .into_iter()
+                .flatten()
+                .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+                .collect();
+            for id in ids {
+                let _ = runtime.detached(self, &["delete", "--force", &id]);
+            }
+        }
+    }
+}
+
 /// The two runtimes, each with a state root of its own in the bundle's
 /// scratch directory.
 #[derive(Clone, Copy, Debug)]
@@ -61,13 +79,20 @@ enum Runtime {
 }
 
 impl Runtime {
+    fn root(self, bundle: &Bundle) -> PathBuf {
+        match self {
+            Runtime::Runc => bundle.path().join("runc-root"),
+            Runtime::Ours => bundle.path().join("our-root"),
+        }
+    }
+
     fn command(self, bundle: &Bundle) -> Command {
-        let (program, root) = match self {
-            Runtime::Runc => (PathBuf::from("runc"), bundle.path().join("runc-root")),
-            Runtime::Ours => (example("04-runtime"), bundle.path().join("our-root")),
+        let program = match self {
+            Runtime::Runc => PathBuf::from("runc"),
+            Runtime::Ours => example("04-runtime"),
         };
         let mut command = Command::new(program);
-        command.arg("--root").arg(root).current_dir(bundle.path());
+        command.arg("--root").arg(self.root(bundle)).current_dir(bundle.path());
         if let Runtime::Ours = self {
             command.arg("--quiet");
         }
@@ -214,7 +239,8 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
     if !needs_runc("bad_bundles_and_ids_are_refused_as_by_runc") {
         return;
     }
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut Value)>)> = vec![
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         ("no process args", Box::new(|c: &mut Value| c["process"]["args"] = Value::Array(vec![]))),
         ("a root that does not exist", Box::new(|c: &mut Value| c["root"]["path"] = "no-such-rootfs".into())),
         (
