@@ -29,6 +29,10 @@ pub struct Plan {
     pub additional_gids: Vec<u32>,
     pub no_new_privileges: bool,
     pub rlimits: Vec<(PosixRlimitType, u64, u64)>,
+    /// Paths hidden from the container (/proc/kcore, ...).
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths the container may read but not change (/proc/sys, ...).
+    pub readonly_paths: Vec<PathBuf>,
 }
 
 /// Reads and checks `bundle/config.json`.
@@ -109,7 +113,26 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         }
         rlimits.push((rlimit.typ(), rlimit.soft(), rlimit.hard()));
     }
+    let paths = |list: Option<&Vec<String>>| -> Result<Vec<PathBuf>> {
+        let paths: Vec<PathBuf> = list.into_iter().flatten().map(PathBuf::from).collect();
+        match paths.iter().find(|p| !p.is_absolute()) {
+            Some(relative) => Err(Error::new(format!(
+                "{} in maskedPaths or readonlyPaths is not absolute",
+                relative.display()
+            ))),
+            None => Ok(paths),
+        }
+    };
+    let masked_paths = paths(linux.and_then(|l| l.masked_paths().as_ref()))?;
+    let readonly_paths = paths(linux.and_then(|l| l.readonly_paths().as_ref()))?;
+    if !(masked_paths.is_empty() && readonly_paths.is_empty()) && !has(CloneFlags::CLONE_NEWNS) {
+        return Err(Error::new(
+            "config.json masks or protects paths but asks for no mount namespace: add one",
+        ));
+    }
     Ok(Plan {
+        masked_paths,
+        readonly_paths,
         rootfs,
         readonly_root: root.readonly().unwrap_or(false),
         namespaces,

@@ -348,6 +348,7 @@ fn set_up_inside(plan: &Plan) -> Result<()> {
     if has(CloneFlags::CLONE_NEWNS) && !has(CloneFlags::CLONE_NEWUSER) {
         create_default_devices()?;
     }
+    protect_paths(plan)?;
     if plan.readonly_root {
         let flags =
             nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY;
@@ -364,6 +365,28 @@ fn set_up_inside(plan: &Plan) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: set_up_inside
+
+/// Read-only paths become read-only bind mounts of themselves; masked paths
+/// disappear under an empty read-only tmpfs (a directory) or /dev/null (a
+/// file). Paths the rootfs does not have are skipped, as runc does.
+fn protect_paths(plan: &Plan) -> Result<()> {
+    use nix::mount::MsFlags;
+    for path in plan.readonly_paths.iter().filter(|p| p.exists()) {
+        kernel::mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        let read_only = MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+        kernel::mount(None, path, None, read_only, None)?;
+    }
+    for path in &plan.masked_paths {
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                kernel::mount(Some(Path::new("tmpfs")), path, Some("tmpfs"), MsFlags::MS_RDONLY, None)?
+            }
+            Ok(_) => kernel::mount(Some(Path::new("/dev/null")), path, None, MsFlags::MS_BIND, None)?,
+            Err(_) => continue,
+        }
+    }
+    Ok(())
+}
 
 /// The devices and links the runtime specification says every container
 /// has in /dev, made where the rootfs (or a tmpfs on /dev) lacks them.
