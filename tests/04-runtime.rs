@@ -329,3 +329,49 @@ fn our_spec_runs_under_runc_too() {
     assert_eq!((theirs.code, theirs.stdout.as_str()), (Some(0), "podlab\ndone\n"), "{}", theirs.stderr);
     assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
 }
+
+/// linux.resources through level 3's cgroups: over the memory limit the
+/// OOM killer ends the process, at the pids limit fork fails, in runc's
+/// container and ours alike; and no group is left after delete.
+#[test]
+fn resources_limit_as_with_runc() {
+    if !needs_runc("resources_limit_as_with_runc") {
+        return;
+    }
+    let limited = |command: &'static [&'static str], resources: Value| {
+        move |config: &mut Value| {
+            args_of(command)(config);
+            config["linux"]["resources"] = resources;
+        }
+    };
+    let cases = [
+        (
+            &["awk", "BEGIN { s = \"x\"; while (1) s = s s }"][..],
+            serde_json::json!({"memory": {"limit": 16777216}}),
+        ),
+        (
+            &["sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done; wait"][..],
+            serde_json::json!({"pids": {"limit": 4}}),
+        ),
+        (
+            &["sh", "-c", "cat /proc/self/cgroup > /dev/null; echo within"][..],
+            serde_json::json!({"cpu": {"quota": 20000, "period": 100000}}),
+        ),
+    ];
+    for (command, resources) in cases {
+        let bundle = Bundle::new("resources", limited(command, resources));
+        let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+        let id = unique_id();
+        let ours = Runtime::Ours.run(&bundle, &["run", &id]);
+        assert_eq!(
+            (ours.code, &ours.stdout, ours.stderr.contains("can't fork")),
+            (theirs.code, &theirs.stdout, theirs.stderr.contains("can't fork")),
+            "{command:?}: ours (left) and runc's (right) differ; our stderr: {}",
+            ours.stderr
+        );
+        let left = std::fs::read_dir("/sys/fs/cgroup").unwrap().filter_map(|tree| tree.ok()).any(|tree| {
+            tree.path().join(format!("podlab-{id}")).exists() || tree.path().ends_with(format!("podlab-{id}"))
+        });
+        assert!(!left, "the group of {id} is still there");
+    }
+}

@@ -141,17 +141,19 @@ pub struct Cgroup {
     pub version: Version,
     pub name: String,
     dirs: Vec<(&'static str, PathBuf)>,
+    /// Removed when dropped, unless kept for a container that lives on.
+    owned: bool,
 }
 
 impl Cgroup {
     /// Makes the group `name`, which must not exist yet.
+    /// A name may be a path, as runtimes are given (`default/c1`): parents
+    /// that are missing are made, and left in place afterwards, as runc does.
     pub fn create(version: Version, name: &str) -> Result<Cgroup> {
-        let mut cgroup = Cgroup { version, name: name.to_string(), dirs: Vec::new() };
+        let name = name.trim_start_matches('/');
+        let mut cgroup = Cgroup { version, name: name.to_string(), dirs: Vec::new(), owned: true };
         let root = Path::new(CGROUP_ROOT);
-        let wanted: Vec<(&'static str, PathBuf)> = match version {
-            Version::V1 => CONTROLLERS.iter().map(|c| (*c, root.join(c).join(name))).collect(),
-            Version::V2 => vec![("", root.join(name))],
-        };
+        let wanted = Self::directories(version, name);
         for (_, dir) in &wanted {
             if dir.exists() {
                 return Err(Error::new(format!(
@@ -161,16 +163,58 @@ impl Cgroup {
             }
         }
         check_controllers(version)?;
-        if version == Version::V2 {
-            // Children of the root get these controllers (no-op if they had them).
-            kernel::write_file(&root.join("cgroup.subtree_control"), "+cpu +memory +pids")?;
-        }
         for (controller, dir) in wanted {
+            let parent = dir.parent().unwrap_or(root);
+            kernel::mkdir_all(parent)?;
+            if version == Version::V2 {
+                // The children of each group on the way get these
+                // controllers (a no-op where they have them).
+                for ancestor in parent
+                    .ancestors()
+                    .take_while(|a| a.starts_with(root))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
+                    kernel::write_file(&ancestor.join("cgroup.subtree_control"), "+cpu +memory +pids")?;
+                }
+            }
             kernel::mkdir(&dir, 0o755)?;
             // Recorded as soon as it exists, so that Drop removes it on any path.
             cgroup.dirs.push((controller, dir));
         }
         Ok(cgroup)
+    }
+
+    /// Where a group of this name is, in each tree (v1) or the one (v2).
+    fn directories(version: Version, name: &str) -> Vec<(&'static str, PathBuf)> {
+        let root = Path::new(CGROUP_ROOT);
+        match version {
+            Version::V1 => CONTROLLERS.iter().map(|c| (*c, root.join(c).join(name))).collect(),
+            Version::V2 => vec![("", root.join(name))],
+        }
+    }
+
+    /// A group made before, by another run, to remove it (dropping it does).
+    pub fn existing(version: Version, name: &str) -> Cgroup {
+        let name = name.trim_start_matches('/');
+        let dirs = Self::directories(version, name).into_iter().filter(|(_, dir)| dir.exists()).collect();
+        Cgroup { version, name: name.to_string(), dirs, owned: true }
+    }
+
+    /// Leaves the group in place when this value goes: a created container
+    /// lives on in it, and `delete` removes it later.
+    pub fn keep(mut self) -> String {
+        self.owned = false;
+        self.name.clone()
+    }
+
+    /// Moves process `pid` into the group, from outside.
+    pub fn add(&self, pid: Pid) -> Result<()> {
+        for (_, dir) in &self.dirs {
+            kernel::write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
     }
 
     /// The path of a controller's file in this group.
@@ -220,6 +264,9 @@ impl Cgroup {
 
 impl Drop for Cgroup {
     fn drop(&mut self) {
+        if !self.owned {
+            return;
+        }
         // A group with processes in it cannot be removed: end them first.
         kernel::kill_until_none_left(|| self.members(), "left in the group");
         for (_, dir) in self.dirs.drain(..).rev() {

@@ -8,7 +8,7 @@ use nix::mount::MsFlags;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{PosixRlimitType, Spec};
 
-use crate::cgroups::Version;
+use crate::cgroups::{CpuShare, Limits, Version};
 use crate::error::{Error, Result};
 use crate::namespaces::{IdMap, Mount};
 
@@ -33,6 +33,10 @@ pub struct Plan {
     pub masked_paths: Vec<PathBuf>,
     /// Paths the container may read but not change (/proc/sys, ...).
     pub readonly_paths: Vec<PathBuf>,
+    /// linux.cgroupsPath, if given: where in the cgroup tree(s) its group goes.
+    pub cgroups_path: Option<String>,
+    /// linux.resources: memory, pids and cpu, through level 3.
+    pub limits: Limits,
 }
 
 /// Reads and checks `bundle/config.json`.
@@ -130,7 +134,17 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
             "config.json masks or protects paths but asks for no mount namespace: add one",
         ));
     }
+    let cgroups_path =
+        linux.and_then(|l| l.cgroups_path().as_ref()).map(|p| p.to_string_lossy().into_owned());
+    if let Some(path) = cgroups_path.as_deref().filter(|p| p.contains(':')) {
+        return Err(Error::new(format!(
+            "linux.cgroupsPath {path:?} is in systemd's slice:prefix:name form: give a path, such as /podlab/c1"
+        )));
+    }
+    let limits = limits(linux.and_then(|l| l.resources().as_ref()))?;
     Ok(Plan {
+        cgroups_path,
+        limits,
         masked_paths,
         readonly_paths,
         rootfs,
@@ -148,6 +162,28 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         rlimits,
     })
+}
+
+/// The limits level 3 knows how to write, from linux.resources; a negative
+/// or zero limit means none, as in runc.
+fn limits(resources: Option<&oci_spec::runtime::LinuxResources>) -> Result<Limits> {
+    let Some(resources) = resources else { return Ok(Limits::default()) };
+    let positive = |n: i64| u64::try_from(n).ok().filter(|n| *n > 0);
+    let memory = resources.memory().as_ref().and_then(|m| m.limit()).and_then(positive);
+    let pids = resources.pids().as_ref().and_then(|p| positive(p.limit()));
+    let cpu = match resources.cpu().as_ref().map(|c| (c.quota().and_then(positive), c.period())) {
+        Some((Some(quota_us), period)) => {
+            let period_us = period.unwrap_or(100_000);
+            if quota_us < 1000 || !(1000..=1_000_000).contains(&period_us) {
+                return Err(Error::new(
+                    "linux.resources.cpu: the quota must be at least 1000 us, the period 1000 to 1000000 us",
+                ));
+            }
+            Some(CpuShare { quota_us, period_us })
+        }
+        _ => None,
+    };
+    Ok(Limits { memory, pids, cpu })
 }
 
 /// One line of each of uid_mappings and gid_mappings, the same for both:

@@ -22,6 +22,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::PosixRlimitType;
 use serde::{Deserialize, Serialize};
 
+use crate::cgroups::{write_limits, Cgroup, Version};
 use crate::child::{spawn_in_new_namespaces, Exit};
 use crate::error::{Error, Result};
 use crate::namespaces::map_ids;
@@ -63,6 +64,9 @@ struct Record {
     /// When the process started, in clock ticks since boot: with the pid,
     /// it tells our process from a later one that got the same pid.
     start_time: u64,
+    /// The container's cgroup, by its name (path) in the tree(s).
+    #[serde(default)]
+    cgroup: Option<String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
 }
@@ -178,7 +182,13 @@ impl Runtime {
         // which waits until `start` opens it to read.
         kernel::mkfifo(&self.fifo(id), 0o622)?;
         let fifo = kernel::open_path(&self.fifo(id))?;
-        let pid = spawn(&plan, &fifo)?;
+        // Level 3's group, with the config's limits; the first process goes
+        // in from outside before it does anything, as all its children will.
+        let version = Version::of_this_machine()?;
+        let cgroup =
+            Cgroup::create(version, plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")))?;
+        write_limits(&cgroup, &plan.limits)?;
+        let pid = spawn(&plan, &fifo, &cgroup)?;
         drop(fifo);
         let record = Record {
             id: id.to_string(),
@@ -187,6 +197,7 @@ impl Runtime {
             rootfs: plan.rootfs.clone(),
             created: rfc3339(SystemTime::now()),
             start_time: process_start_time(pid.as_raw()).unwrap_or(0),
+            cgroup: Some(cgroup.keep()),
             annotations: BTreeMap::new(),
         };
         let json = serde_json::to_string(&record).expect("a record is plain data");
@@ -255,6 +266,10 @@ impl Runtime {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
+        if let Some(name) = self.record(id)?.cgroup {
+            // Dropped at once: any process left in it is killed, the group removed.
+            drop(Cgroup::existing(Version::of_this_machine()?, &name));
+        }
         kernel::remove_dir_all(&self.dir(id))
     }
 
@@ -307,12 +322,14 @@ fn check_id(id: &str) -> Result<()> {
 }
 
 // ANCHOR: spawn
-/// Clones the container's first process into its namespaces, sets it up
-/// inside, and leaves it waiting at the FIFO.
-fn spawn(plan: &Plan, fifo: &OwnedFd) -> Result<Pid> {
-    let mut write_maps = |child: Pid| plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids));
-    let prepare = plan.ids.is_some().then_some(&mut write_maps as _);
-    spawn_in_new_namespaces(plan.namespaces, prepare, |ready| {
+/// Clones the container's first process into its namespaces and its
+/// cgroup, sets it up inside, and leaves it waiting at the FIFO.
+fn spawn(plan: &Plan, fifo: &OwnedFd, cgroup: &Cgroup) -> Result<Pid> {
+    let mut prepare = |child: Pid| {
+        cgroup.add(child)?;
+        plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids))
+    };
+    spawn_in_new_namespaces(plan.namespaces, Some(&mut prepare), |ready| {
         set_up_inside(plan)?;
         let program = find_program(&plan.args[0], &plan.env)?;
         ready();
