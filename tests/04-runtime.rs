@@ -143,7 +143,7 @@ fn run_prints_and_ends_as_runc() {
         &["sh", "-c", "echo hello; hostname; ps -o comm; id; pwd"][..],
         &["sh", "-c", "exit 7"],
         &["sh", "-c", "echo to stderr >&2; ls /dev | sort"],
-        &["sh", "-c", "ulimit -n; cat /proc/self/status | grep NoNewPrivs"],
+        &["sh", "-c", "ulimit -n; grep -E 'NoNewPrivs|^Cap' /proc/self/status"],
         &["sh", "-c", "touch /cannot 2>/dev/null || echo read-only root"],
         // The mount table, but for the cgroup tree: runc mounts v1's
         // controllers there, which podlab does not yet.

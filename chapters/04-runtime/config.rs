@@ -33,10 +33,43 @@ pub struct Plan {
     pub masked_paths: Vec<PathBuf>,
     /// Paths the container may read but not change (/proc/sys, ...).
     pub readonly_paths: Vec<PathBuf>,
+    /// process.capabilities as bit sets, if the config has them.
+    pub capabilities: Option<CapabilitySets>,
     /// linux.cgroupsPath, if given: where in the cgroup tree(s) its group goes.
     pub cgroups_path: Option<String>,
     /// linux.resources: memory, pids and cpu, through level 3.
     pub limits: Limits,
+}
+
+/// The five capability sets of a process, one bit per capability number.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapabilitySets {
+    pub bounding: u64,
+    pub effective: u64,
+    pub permitted: u64,
+    pub inheritable: u64,
+    pub ambient: u64,
+}
+
+/// A set as bits; a capability this kernel does not know is left out, as
+/// runc leaves it out.
+fn capability_bits(set: Option<&oci_spec::runtime::Capabilities>) -> Result<u64> {
+    let last = crate::kernel::last_capability();
+    let mut bits = 0u64;
+    for capability in set.into_iter().flatten() {
+        let name = serde_json::to_value(capability)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let number = crate::kernel::CAPABILITIES
+            .iter()
+            .position(|known| *known == name)
+            .ok_or_else(|| Error::new(format!("{name} is not a capability podlab knows")))?;
+        if number as u32 <= last {
+            bits |= 1 << number;
+        }
+    }
+    Ok(bits)
 }
 
 /// Reads and checks `bundle/config.json`.
@@ -142,7 +175,18 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         )));
     }
     let limits = limits(linux.and_then(|l| l.resources().as_ref()))?;
+    let capabilities = match process.capabilities() {
+        None => None,
+        Some(caps) => Some(CapabilitySets {
+            bounding: capability_bits(caps.bounding().as_ref())?,
+            effective: capability_bits(caps.effective().as_ref())?,
+            permitted: capability_bits(caps.permitted().as_ref())?,
+            inheritable: capability_bits(caps.inheritable().as_ref())?,
+            ambient: capability_bits(caps.ambient().as_ref())?,
+        }),
+    };
     Ok(Plan {
+        capabilities,
         cgroups_path,
         limits,
         masked_paths,

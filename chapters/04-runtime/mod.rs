@@ -375,7 +375,26 @@ fn set_up_inside(plan: &Plan) -> Result<()> {
         kernel::setrlimit(&kind.to_string(), resource(*kind), *soft, *hard)?;
     }
     kernel::chdir(&plan.cwd)?;
+    // Capabilities: the bounding set first, while we may still drop from
+    // it; then keep the rest across the change of user, and set them.
+    if let Some(caps) = &plan.capabilities {
+        kernel::drop_bounding_set(caps.bounding)?;
+        kernel::keep_capabilities(true)?;
+    }
     kernel::set_ids(plan.uid, plan.gid, &plan.additional_gids)?;
+    if let Some(caps) = &plan.capabilities {
+        kernel::keep_capabilities(false)?;
+        kernel::capset(caps.effective, caps.permitted, caps.inheritable)?;
+        // The kernel raises an ambient capability only if it is permitted
+        // and inheritable; runc warns about the others and goes on.
+        let allowed = caps.ambient & caps.permitted & caps.inheritable;
+        if allowed != caps.ambient {
+            eprintln!(
+                "warning: ambient capabilities that are not also permitted and inheritable are left out"
+            );
+        }
+        kernel::raise_ambient(allowed)?;
+    }
     if plan.no_new_privileges {
         kernel::no_new_privileges()?;
     }
