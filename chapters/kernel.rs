@@ -677,6 +677,46 @@ pub fn run_for_output(program: &Path, args: &[&str]) -> Result<String> {
         .map_err(|_| Error::new(format!("{} printed bytes that are not UTF-8", call())))
 }
 
+/// Runs `program` with exactly `argv` and `env`, `input` on its stdin, and
+/// waits for it for at most `timeout` (then kills it): a runtime's hook.
+pub fn run_with_input(
+    program: &Path,
+    argv: &[String],
+    env: &[String],
+    input: &str,
+    timeout: Option<std::time::Duration>,
+    what: &str,
+) -> Result<std::process::ExitStatus> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    narrate!("fork() + execve({program:?}, {argv:?}) with {what} on its stdin");
+    let call = || format!("running {program:?}");
+    let mut command = std::process::Command::new(program);
+    if let Some((first, rest)) = argv.split_first() {
+        command.arg0(first).args(rest);
+    }
+    command.env_clear().envs(env.iter().filter_map(|pair| pair.split_once('=')));
+    let mut child = command.stdin(std::process::Stdio::piped()).spawn().map_err(|e| io_failed(call(), e))?;
+    // A hook that does not read its stdin is no error.
+    let _ = child.stdin.take().expect("piped").write_all(input.as_bytes());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| io_failed(call(), e))? {
+            return Ok(status);
+        }
+        if timeout.is_some_and(|limit| started.elapsed() > limit) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::new(format!(
+                "{} did not end within its timeout of {:?}",
+                call(),
+                timeout.unwrap()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 static FORWARDER: AtomicI32 = AtomicI32::new(0);
 static FORWARDED_ALREADY: AtomicUsize = AtomicUsize::new(0);

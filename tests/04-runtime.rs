@@ -375,3 +375,61 @@ fn resources_limit_as_with_runc() {
         assert!(!left, "the group of {id} is still there");
     }
 }
+
+/// Hooks: each gets the state on stdin, at the same point of the lifecycle
+/// (told by the status it sees) in runc and ours; a failing prestart hook
+/// fails create in both, and leaves no container.
+#[test]
+fn hooks_run_where_runc_runs_them() {
+    if !needs_runc("hooks_run_where_runc_runs_them") {
+        return;
+    }
+    let recorded = |dir: &Path| {
+        let hook = |which: &str| {
+            let file = dir.join(format!("{which}.json"));
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", file.display())]})
+        };
+        serde_json::json!({"prestart": [hook("prestart")], "poststart": [hook("poststart")], "poststop": [hook("poststop")]})
+    };
+    let scratch = Scratch::new("hook-records");
+    let records = scratch.path().to_path_buf();
+    let bundle = Bundle::new("hooks", |config| {
+        args_of(&["true"])(config);
+        config["hooks"] = recorded(&records);
+    });
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let outcome = runtime.run(&bundle, &["run", &id]);
+        assert_eq!(outcome.code, Some(0), "{runtime:?}: {}", outcome.stderr);
+        let mut statuses = Vec::new();
+        for which in ["prestart", "poststart", "poststop"] {
+            let file = records.join(format!("{which}.json"));
+            let state: Value = serde_json::from_str(
+                &std::fs::read_to_string(&file)
+                    .unwrap_or_else(|_| panic!("{runtime:?} did not run the {which} hook")),
+            )
+            .unwrap();
+            assert_eq!(state["id"], id.as_str(), "{runtime:?} {which}");
+            assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{runtime:?} {which}");
+            statuses.push(state["status"].as_str().unwrap().to_string());
+            std::fs::remove_file(file).unwrap();
+        }
+        seen.push(statuses);
+    }
+    assert_eq!(seen[1], seen[0], "the statuses the hooks saw: ours (left), runc's (right)");
+
+    let failing = Bundle::new("failing-hook", |config| {
+        args_of(&["true"])(config);
+        config["hooks"] = serde_json::json!({"prestart": [{"path": "/bin/false"}]});
+    });
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_ne!(
+            runtime.detached(&failing, &["create", &id]),
+            Some(0),
+            "{runtime:?} ignored a failing hook"
+        );
+        assert_eq!(runtime.state(&failing, &id), None, "{runtime:?} kept the container");
+    }
+}

@@ -33,12 +33,77 @@ pub struct Plan {
     pub masked_paths: Vec<PathBuf>,
     /// Paths the container may read but not change (/proc/sys, ...).
     pub readonly_paths: Vec<PathBuf>,
+    /// The hooks the runtime runs, in its own namespaces.
+    pub hooks: Hooks,
     /// process.capabilities as bit sets, if the config has them.
     pub capabilities: Option<CapabilitySets>,
     /// linux.cgroupsPath, if given: where in the cgroup tree(s) its group goes.
     pub cgroups_path: Option<String>,
     /// linux.resources: memory, pids and cpu, through level 3.
     pub limits: Limits,
+}
+
+/// The hooks of the lifecycle that run in the runtime's namespaces.
+#[derive(Clone, Debug, Default)]
+pub struct Hooks {
+    /// prestart (deprecated, still run) and createRuntime: during create,
+    /// once the namespaces exist, before the first process sets itself up.
+    pub create_runtime: Vec<Hook>,
+    /// After start.
+    pub poststart: Vec<Hook>,
+    /// At delete, once the container has stopped.
+    pub poststop: Vec<Hook>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Hook {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub timeout: Option<std::time::Duration>,
+}
+
+fn hooks(spec: &Spec) -> Result<Hooks> {
+    let Some(hooks) = spec.hooks() else { return Ok(Hooks::default()) };
+    if hooks.create_container().as_ref().is_some_and(|h| !h.is_empty())
+        || hooks.start_container().as_ref().is_some_and(|h| !h.is_empty())
+    {
+        return Err(Error::new(
+            "createContainer and startContainer hooks (run inside the container) are not supported yet: leave them out",
+        ));
+    }
+    let convert = |list: &Option<Vec<oci_spec::runtime::Hook>>| -> Result<Vec<Hook>> {
+        list.iter()
+            .flatten()
+            .map(|hook| {
+                if !hook.path().is_absolute() {
+                    return Err(Error::new(format!(
+                        "the hook path {} is not absolute",
+                        hook.path().display()
+                    )));
+                }
+                let timeout = match hook.timeout() {
+                    Some(seconds) if seconds <= 0 => {
+                        return Err(Error::new(format!(
+                            "the hook {} has a timeout of {seconds}: give at least 1 second",
+                            hook.path().display()
+                        )))
+                    }
+                    seconds => seconds.map(|s| std::time::Duration::from_secs(s as u64)),
+                };
+                Ok(Hook {
+                    path: hook.path().clone(),
+                    args: hook.args().clone().unwrap_or_else(|| vec![hook.path().display().to_string()]),
+                    env: hook.env().clone().unwrap_or_default(),
+                    timeout,
+                })
+            })
+            .collect()
+    };
+    #[allow(deprecated)]
+    let mut create_runtime = convert(hooks.prestart())?;
+    create_runtime.extend(convert(hooks.create_runtime())?);
+    Ok(Hooks { create_runtime, poststart: convert(hooks.poststart())?, poststop: convert(hooks.poststop())? })
 }
 
 /// The five capability sets of a process, one bit per capability number.
@@ -186,6 +251,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         }),
     };
     Ok(Plan {
+        hooks: hooks(spec)?,
         capabilities,
         cgroups_path,
         limits,

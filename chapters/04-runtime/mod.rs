@@ -38,6 +38,8 @@ pub const OCI_VERSION: &str = "1.0.2";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Only while `create` runs; what its hooks are told.
+    Creating,
     Created,
     Running,
     Stopped,
@@ -46,6 +48,7 @@ pub enum Status {
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
             Status::Stopped => "stopped",
@@ -188,7 +191,20 @@ impl Runtime {
         let cgroup =
             Cgroup::create(version, plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")))?;
         write_limits(&cgroup, &plan.limits)?;
-        let pid = spawn(&plan, &fifo, &cgroup)?;
+        let hook_state = |pid: Pid| State {
+            oci_version: OCI_VERSION.to_string(),
+            id: id.to_string(),
+            pid: pid.as_raw(),
+            status: Status::Creating,
+            bundle: bundle.clone(),
+            rootfs: plan.rootfs.clone(),
+            created: String::new(),
+            owner: String::new(),
+            annotations: BTreeMap::new(),
+        };
+        let pid = spawn(&plan, &fifo, &cgroup, |pid| {
+            run_hooks(&plan.hooks.create_runtime, &hook_state(pid), "createRuntime")
+        })?;
         drop(fifo);
         let record = Record {
             id: id.to_string(),
@@ -237,7 +253,13 @@ impl Runtime {
                 _ => std::thread::sleep(Duration::from_millis(5)),
             }
         }
-        kernel::unlink(&self.fifo(id))
+        kernel::unlink(&self.fifo(id))?;
+        // A failing poststart hook is told, not fatal: the container runs.
+        // It is given the state as it was when start began, as runc gives it.
+        if let Err(error) = run_hooks(&config::load(&state.bundle)?.hooks.poststart, &state, "poststart") {
+            eprintln!("warning: {error}");
+        }
+        Ok(())
     }
     // ANCHOR_END: start
 
@@ -264,6 +286,14 @@ impl Runtime {
             let deadline = Instant::now() + Duration::from_secs(10);
             while self.state(id)?.status != Status::Stopped && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        // poststop hooks, with the bundle's config as it is now; a failing
+        // one is told, and the container removed all the same.
+        let stopped = self.state(id)?;
+        if let Ok(plan) = config::load(&stopped.bundle) {
+            if let Err(error) = run_hooks(&plan.hooks.poststop, &stopped, "poststop") {
+                eprintln!("warning: {error}");
             }
         }
         if let Some(name) = self.record(id)?.cgroup {
@@ -324,10 +354,11 @@ fn check_id(id: &str) -> Result<()> {
 // ANCHOR: spawn
 /// Clones the container's first process into its namespaces and its
 /// cgroup, sets it up inside, and leaves it waiting at the FIFO.
-fn spawn(plan: &Plan, fifo: &OwnedFd, cgroup: &Cgroup) -> Result<Pid> {
+fn spawn(plan: &Plan, fifo: &OwnedFd, cgroup: &Cgroup, hooks: impl Fn(Pid) -> Result<()>) -> Result<Pid> {
     let mut prepare = |child: Pid| {
         cgroup.add(child)?;
-        plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids))
+        plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids))?;
+        hooks(child)
     };
     spawn_in_new_namespaces(plan.namespaces, Some(&mut prepare), |ready| {
         set_up_inside(plan)?;
@@ -401,6 +432,20 @@ fn set_up_inside(plan: &Plan) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: set_up_inside
+
+/// Runs `hooks` in order, each with the container's state on its stdin;
+/// the first that fails (or times out) fails them all.
+fn run_hooks(hooks: &[config::Hook], state: &State, which: &str) -> Result<()> {
+    let json = serde_json::to_string(state).expect("a state is plain data");
+    for hook in hooks {
+        let status =
+            kernel::run_with_input(&hook.path, &hook.args, &hook.env, &json, hook.timeout, "the state")?;
+        if !status.success() {
+            return Err(Error::new(format!("the {which} hook {} failed ({status})", hook.path.display())));
+        }
+    }
+    Ok(())
+}
 
 /// Read-only paths become read-only bind mounts of themselves; masked paths
 /// disappear under an empty read-only tmpfs (a directory) or /dev/null (a
