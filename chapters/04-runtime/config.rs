@@ -227,7 +227,8 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     };
     let masked_paths = paths(linux.and_then(|l| l.masked_paths().as_ref()))?;
     let readonly_paths = paths(linux.and_then(|l| l.readonly_paths().as_ref()))?;
-    if !(masked_paths.is_empty() && readonly_paths.is_empty()) && !has(CloneFlags::CLONE_NEWNS) {
+    let protects_paths = !masked_paths.is_empty() || !readonly_paths.is_empty();
+    if protects_paths && !has(CloneFlags::CLONE_NEWNS) {
         return Err(Error::new(
             "config.json masks or protects paths but asks for no mount namespace: add one",
         ));
