@@ -204,9 +204,8 @@ impl Cgroup {
 
     /// Leaves the group in place when this value goes: a created container
     /// lives on in it, and `delete` removes it later.
-    pub fn keep(mut self) -> String {
+    pub fn keep(mut self) {
         self.owned = false;
-        self.name.clone()
     }
 
     /// Moves process `pid` into the group, from outside.

@@ -213,7 +213,7 @@ impl Runtime {
             rootfs: plan.rootfs.clone(),
             created: rfc3339(SystemTime::now()),
             start_time: process_start_time(pid.as_raw()).unwrap_or(0),
-            cgroup: Some(cgroup.keep()),
+            cgroup: Some(cgroup.name.clone()),
             annotations: BTreeMap::new(),
         };
         let json = serde_json::to_string(&record).expect("a record is plain data");
@@ -221,7 +221,10 @@ impl Runtime {
         if let Some(pid_file) = pid_file {
             kernel::write_file(pid_file, &pid.to_string())?;
         }
+        // Recorded: from here on the container, its group and its state
+        // live on until delete.
         made.keep();
+        cgroup.keep();
         Ok(pid)
     }
     // ANCHOR_END: create
