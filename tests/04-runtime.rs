@@ -433,3 +433,52 @@ fn hooks_run_where_runc_runs_them() {
         assert_eq!(runtime.state(&failing, &id), None, "{runtime:?} kept the container");
     }
 }
+
+/// `kill --all` signals every process of the container, `list --format
+/// json` lists the same fields, and a failing command leaves one JSON line
+/// in the --log file: in runc and ours alike.
+#[test]
+fn kill_all_list_and_log_as_with_runc() {
+    if !needs_runc("kill_all_list_and_log_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("kill-all", args_of(&["sh", "-c", "sleep 30 & sleep 30"]));
+    let mut listed = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0));
+        let list = runtime.run(&bundle, &["list", "--format", "json"]);
+        let list: Value = serde_json::from_str(&list.stdout).unwrap();
+        let entry = list.as_array().unwrap().iter().find(|c| c["id"] == id.as_str()).expect("listed").clone();
+        let mut keys: Vec<String> = entry.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        listed.push(keys);
+        assert_eq!(entry["status"], "running", "{runtime:?}");
+
+        assert_eq!(
+            runtime.detached(&bundle, &["kill", "--all", &id, "9"]),
+            Some(0),
+            "{runtime:?} kill --all"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
+            assert!(std::time::Instant::now() < deadline, "{runtime:?}: kill --all did not stop it");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0));
+
+        let log = bundle.path().join(format!("{runtime:?}.log"));
+        let mut failing = runtime.command(&bundle);
+        failing.arg("--log").arg(&log).args(["--log-format", "json", "start", "no-such-container"]);
+        assert_ne!(
+            failing.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap().code(),
+            Some(0)
+        );
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let last: Value = serde_json::from_str(text.lines().last().unwrap_or("null")).unwrap();
+        assert_eq!(last["level"], "error", "{runtime:?} log: {text}");
+        assert!(last["msg"].as_str().is_some_and(|m| !m.is_empty()), "{runtime:?} log: {text}");
+    }
+    assert_eq!(listed[1], listed[0], "list --format json fields: ours (left), runc's (right)");
+}

@@ -245,8 +245,8 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The processes still in the group.
-    fn members(&self) -> Vec<Pid> {
+    /// The processes in the group.
+    pub fn members(&self) -> Vec<Pid> {
         let mut pids: Vec<Pid> = self
             .dirs
             .iter()

@@ -80,6 +80,9 @@ enum Command {
     State { id: String },
     /// Send a signal (default SIGTERM) to a container's first process.
     Kill {
+        /// Signal every process in the container's cgroup, not only the first.
+        #[arg(short, long)]
+        all: bool,
         id: String,
         /// A name (TERM, SIGKILL) or a number.
         #[arg(default_value = "SIGTERM")]
@@ -100,14 +103,24 @@ enum Command {
         id: String,
     },
     /// List the containers under --root.
-    List,
+    List {
+        /// table, or json (the states, as `state` prints each).
+        #[arg(short, long, default_value = "table")]
+        format: String,
+    },
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     narrate::set_quiet(args.quiet || args.log.is_some());
+    let log = args.log.clone().map(|file| (file, args.log_format == "json"));
+    let result = run(args);
+    // containerd's shim reads the log file to say why a runtime failed.
+    if let (Err(error), Some((file, json))) = (&result, log) {
+        podlab::runtime::log_error(&file, json, &error.to_string());
+    }
     // Errors end with 1, as runc's do: containerd and scripts judge by it.
-    finish_with("04-runtime", run(args), 1)
+    finish_with("04-runtime", result, 1)
 }
 
 fn run(args: Args) -> Result<ExitCode> {
@@ -138,19 +151,28 @@ fn run(args: Args) -> Result<ExitCode> {
             let state = runtime.state(&id)?;
             println!("{}", serde_json::to_string_pretty(&state).expect("a state is plain data"));
         }
-        Command::Kill { id, signal } => runtime.kill(&id, parse_signal(&signal)?)?,
+        Command::Kill { all, id, signal } => runtime.kill(&id, parse_signal(&signal)?, all)?,
         Command::Delete { force, id } => runtime.delete(&id, force)?,
         Command::Run { bundle, pid_file, id } => {
             return Ok(runtime.run(&id, &bundle, pid_file.as_deref())?.exit_code());
         }
-        Command::List => {
-            println!("{:<12} {:<8} {:<10} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
-            for state in runtime.list()? {
-                let bundle = state.bundle.display().to_string();
-                println!(
-                    "{:<12} {:<8} {:<10} {:<40} {}",
-                    state.id, state.pid, state.status, bundle, state.created
-                );
+        Command::List { format } => {
+            let states = runtime.list()?;
+            match format.as_str() {
+                "json" => println!("{}", serde_json::to_string(&states).expect("states are plain data")),
+                "table" => {
+                    println!("{:<12} {:<8} {:<10} {:<40} CREATED", "ID", "PID", "STATUS", "BUNDLE");
+                    for state in states {
+                        let bundle = state.bundle.display().to_string();
+                        println!(
+                            "{:<12} {:<8} {:<10} {bundle:<40} {}",
+                            state.id, state.pid, state.status, state.created
+                        );
+                    }
+                }
+                other => {
+                    return Err(Error::new(format!("--format {other:?}: the formats are table and json")))
+                }
             }
         }
     }

@@ -266,13 +266,22 @@ impl Runtime {
     }
     // ANCHOR_END: start
 
-    /// Sends `signal` to container `id`'s first process.
-    pub fn kill(&self, id: &str, signal: Signal) -> Result<()> {
+    /// Sends `signal` to container `id`'s first process, or with `all` to
+    /// every process in its cgroup.
+    pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
         let state = self.state(id)?;
         if state.status == Status::Stopped {
             return Err(Error::new(format!("cannot kill container {id}: it is not running")));
         }
-        kernel::kill(Pid::from_raw(state.pid), signal)
+        match (all, self.record(id)?.cgroup) {
+            (true, Some(name)) => {
+                let cgroup = Cgroup::existing(Version::of_this_machine()?, &name);
+                let members = cgroup.members();
+                cgroup.keep();
+                members.into_iter().try_for_each(|pid| kernel::kill(pid, signal))
+            }
+            _ => kernel::kill(Pid::from_raw(state.pid), signal),
+        }
     }
 
     /// Removes stopped container `id`; with `force`, kills it first.
@@ -319,6 +328,22 @@ impl Runtime {
             nix::sys::wait::WaitStatus::Signaled(_, signal, _) => Ok(Exit::Signal(signal)),
             other => Err(Error::new(format!("the container ended in an unexpected way: {other:?}"))),
         }
+    }
+}
+
+/// Appends an error to the log file containerd gave us, as runc writes it:
+/// one JSON object a line with --log-format json, else plain text. A log
+/// that cannot be written is no reason to fail more.
+pub fn log_error(file: &Path, json: bool, message: &str) {
+    use std::io::Write;
+    let time = rfc3339(SystemTime::now());
+    let line = if json {
+        serde_json::json!({"level": "error", "msg": message, "time": time}).to_string()
+    } else {
+        format!("time=\"{time}\" level=error msg={message:?}")
+    };
+    if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
+        let _ = writeln!(log, "{line}");
     }
 }
 
