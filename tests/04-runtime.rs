@@ -525,3 +525,49 @@ fn kill_all_list_and_log_as_with_runc() {
     }
     assert_eq!(listed[1], listed[0], "list --format json fields: ours (left), runc's (right)");
 }
+
+/// Joining namespaces by path, as a pod's containers join its sandbox's: a
+/// second container joins the network, IPC and UTS namespaces of a first
+/// one, under runc and under ours, and both land in the very same ones.
+#[test]
+fn joining_a_sandbox_namespaces_as_with_runc() {
+    if !needs_runc("joining_a_sandbox_namespaces_as_with_runc") {
+        return;
+    }
+    let sandbox = Bundle::new("sandbox", |config| {
+        args_of(&["sleep", "30"])(config);
+        config["hostname"] = "sandbox".into();
+    });
+    let sandbox_id = unique_id();
+    assert_eq!(Runtime::Runc.detached(&sandbox, &["create", &sandbox_id]), Some(0));
+    assert_eq!(Runtime::Runc.detached(&sandbox, &["start", &sandbox_id]), Some(0));
+    let pid = Runtime::Runc.state(&sandbox, &sandbox_id).unwrap()["pid"].as_i64().unwrap();
+    let namespace =
+        |kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap().display().to_string();
+    let expected = format!("sandbox\n{}\n{}\n{}\n", namespace("net"), namespace("ipc"), namespace("uts"));
+
+    let member = Bundle::new("member", |config| {
+        let look = "hostname; for kind in net ipc uts; do readlink /proc/self/ns/$kind; done";
+        args_of(&["sh", "-c", look])(config);
+        config.as_object_mut().unwrap().remove("hostname");
+        for entry in config["linux"]["namespaces"].as_array_mut().unwrap() {
+            let kind = entry["type"].as_str().unwrap().to_string();
+            let file = match kind.as_str() {
+                "network" => "net",
+                "ipc" | "uts" => kind.as_str(),
+                _ => continue,
+            };
+            entry["path"] = format!("/proc/{pid}/ns/{file}").into();
+        }
+    });
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let outcome = runtime.run(&member, &["run", &unique_id()]);
+        assert_eq!(
+            (outcome.code, outcome.stdout.as_str()),
+            (Some(0), expected.as_str()),
+            "{runtime:?}: {}",
+            outcome.stderr
+        );
+    }
+    assert_eq!(Runtime::Runc.detached(&sandbox, &["delete", "--force", &sandbox_id]), Some(0));
+}

@@ -18,6 +18,9 @@ pub struct Plan {
     pub rootfs: PathBuf,
     pub readonly_root: bool,
     pub namespaces: CloneFlags,
+    /// Existing namespaces to join (network, IPC, UTS, PID, cgroup), by the
+    /// file that names each: how a pod's containers share its sandbox's.
+    pub join: Vec<(CloneFlags, PathBuf)>,
     pub hostname: Option<String>,
     pub ids: Option<IdMap>,
     pub mounts: Vec<Mount>,
@@ -172,15 +175,26 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
 
     let linux = spec.linux().as_ref();
     let mut namespaces = CloneFlags::empty();
+    let mut join = Vec::new();
     for namespace in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
-        if let Some(path) = namespace.path() {
-            return Err(Error::new(format!(
-                "joining the existing {} namespace at {} is not supported yet: leave out its path to get a new one",
-                namespace.typ(),
-                path.display()
-            )));
+        let kind = CloneFlags::from_bits_truncate(namespace.typ() as i32);
+        match namespace.path() {
+            None => namespaces |= kind,
+            Some(_) if kind.intersects(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER) => {
+                return Err(Error::new(format!(
+                    "joining an existing {} namespace by path is not supported yet: leave out its path to get a new one",
+                    namespace.typ()
+                )));
+            }
+            Some(path) if !path.exists() => {
+                return Err(Error::new(format!(
+                    "the {} namespace to join, {}, does not exist",
+                    namespace.typ(),
+                    path.display()
+                )));
+            }
+            Some(path) => join.push((kind, path.clone())),
         }
-        namespaces |= CloneFlags::from_bits_truncate(namespace.typ() as i32);
     }
     let has = |kind| namespaces.contains(kind);
     let ids =
@@ -192,7 +206,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     }
     let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
     if hostname.is_some() && !has(CloneFlags::CLONE_NEWUTS) {
-        return Err(Error::new("config.json sets a hostname but asks for no uts namespace: add one"));
+        return Err(Error::new("config.json sets a hostname but asks for no uts namespace of its own: add one, or leave the hostname out"));
     }
     if let Some(name) = &hostname {
         crate::namespaces::check_hostname(name)?;
@@ -252,6 +266,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         }),
     };
     Ok(Plan {
+        join,
         hooks: hooks(spec)?,
         capabilities,
         cgroups_path,

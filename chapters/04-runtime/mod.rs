@@ -383,6 +383,13 @@ fn check_id(id: &str) -> Result<()> {
 /// Clones the container's first process into its namespaces and its
 /// cgroup, sets it up inside, and leaves it waiting at the FIFO.
 fn spawn(plan: &Plan, fifo: &OwnedFd, cgroup: &Cgroup, hooks: impl Fn(Pid) -> Result<()>) -> Result<Pid> {
+    // Namespaces to join are joined here, before the clone: the child is
+    // born in them (a PID namespace takes effect only for children anyway),
+    // and what this process still does (cgroup files, state) is on the
+    // host's paths, which these kinds do not change.
+    for (kind, path) in &plan.join {
+        kernel::setns(path, *kind)?;
+    }
     let mut prepare = |child: Pid| {
         cgroup.add(child)?;
         plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids))?;
