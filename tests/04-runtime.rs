@@ -571,3 +571,69 @@ fn joining_a_sandbox_namespaces_as_with_runc() {
     }
     assert_eq!(Runtime::Runc.detached(&sandbox, &["delete", "--force", &sandbox_id]), Some(0));
 }
+
+/// Receives one descriptor sent with SCM_RIGHTS on a connection to
+/// `listener`, as containerd's shim does on its console socket.
+fn receive_terminal(listener: std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (connection, _) = listener.accept().unwrap();
+    let mut name = [0u8; 256];
+    let mut bytes = [std::io::IoSliceMut::new(&mut name)];
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+    let message =
+        recvmsg::<()>(connection.as_raw_fd(), &mut bytes, Some(&mut space), MsgFlags::empty()).unwrap();
+    for control in message.cmsgs().unwrap() {
+        if let ControlMessageOwned::ScmRights(fds) = control {
+            // SAFETY: the kernel just gave us this descriptor.
+            return unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
+        }
+    }
+    panic!("no descriptor came over the console socket");
+}
+
+/// process.terminal with --console-socket: the terminal's master end comes
+/// over the socket, and the program sees a terminal, in runc and ours.
+#[test]
+fn a_terminal_through_the_console_socket_as_with_runc() {
+    if !needs_runc("a_terminal_through_the_console_socket_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("terminal", |config| {
+        args_of(&["sh", "-c", "tty; [ -t 0 ] && echo stdin is a terminal"])(config);
+        config["process"]["terminal"] = Value::Bool(true);
+    });
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let socket = bundle.path().join(format!("{runtime:?}.sock"));
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let receiver = std::thread::spawn(move || receive_terminal(listener));
+        let socket = socket.to_str().unwrap().to_string();
+        assert_eq!(
+            runtime.detached(&bundle, &["create", "--console-socket", &socket, &id]),
+            Some(0),
+            "{runtime:?}"
+        );
+        let master = receiver.join().unwrap();
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0), "{runtime:?}");
+        // Read until the terminal's other end is gone (EIO).
+        let mut output = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while let Ok(read @ 1..) = nix::unistd::read(&master, &mut buffer) {
+            output.extend_from_slice(&buffer[..read]);
+        }
+        seen.push(String::from_utf8_lossy(&output).replace("\r\n", "\n"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
+            assert!(std::time::Instant::now() < deadline, "{runtime:?}: never stopped");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0));
+    }
+    assert_eq!(seen[0], "/dev/pts/0\nstdin is a terminal\n", "runc's");
+    assert_eq!(seen[1], seen[0], "on the terminal: ours (left), runc's (right)");
+
+    // A terminal needs a console socket, and a console socket a terminal.
+    assert_ne!(Runtime::Ours.detached(&bundle, &["create", &unique_id()]), Some(0));
+}

@@ -24,6 +24,9 @@ pub struct Plan {
     pub hostname: Option<String>,
     pub ids: Option<IdMap>,
     pub mounts: Vec<Mount>,
+    /// process.terminal: a pseudo-terminal for stdin, stdout and stderr,
+    /// whose master end goes to the console socket.
+    pub terminal: bool,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub cwd: PathBuf,
@@ -40,6 +43,8 @@ pub struct Plan {
     pub hooks: Hooks,
     /// process.capabilities as bit sets, if the config has them.
     pub capabilities: Option<CapabilitySets>,
+    /// What the config asks for that will not be done, told before create.
+    pub warnings: Vec<String>,
     /// linux.cgroupsPath, if given: where in the cgroup tree(s) its group goes.
     pub cgroups_path: Option<String>,
     /// linux.resources: memory, pids and cpu, through level 3.
@@ -255,17 +260,32 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         )));
     }
     let limits = limits(linux.and_then(|l| l.resources().as_ref()))?;
+    let mut warnings = Vec::new();
     let capabilities = match process.capabilities() {
         None => None,
-        Some(caps) => Some(CapabilitySets {
-            bounding: capability_bits(caps.bounding().as_ref())?,
-            effective: capability_bits(caps.effective().as_ref())?,
-            permitted: capability_bits(caps.permitted().as_ref())?,
-            inheritable: capability_bits(caps.inheritable().as_ref())?,
-            ambient: capability_bits(caps.ambient().as_ref())?,
-        }),
+        Some(caps) => {
+            let mut sets = CapabilitySets {
+                bounding: capability_bits(caps.bounding().as_ref())?,
+                effective: capability_bits(caps.effective().as_ref())?,
+                permitted: capability_bits(caps.permitted().as_ref())?,
+                inheritable: capability_bits(caps.inheritable().as_ref())?,
+                ambient: capability_bits(caps.ambient().as_ref())?,
+            };
+            // The kernel raises an ambient capability only if it is also
+            // permitted and inheritable; runc warns about others and goes on.
+            let allowed = sets.ambient & sets.permitted & sets.inheritable;
+            if allowed != sets.ambient {
+                warnings.push(
+                    "ambient capabilities that are not also permitted and inheritable are left out"
+                        .to_string(),
+                );
+                sets.ambient = allowed;
+            }
+            Some(sets)
+        }
     };
     Ok(Plan {
+        warnings,
         join,
         hooks: hooks(spec)?,
         capabilities,
@@ -279,6 +299,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         hostname,
         ids,
         mounts,
+        terminal: process.terminal().unwrap_or(false),
         args,
         env: process.env().clone().unwrap_or_default(),
         cwd: process.cwd().clone(),

@@ -141,10 +141,7 @@ fn run(args: Args) -> Result<ExitCode> {
     match args.command {
         Command::Spec { .. } => unreachable!("handled above"),
         Command::Create { bundle, pid_file, console_socket, id } => {
-            if console_socket.is_some() {
-                return Err(Error::new("terminals are not supported yet: set process.terminal to false"));
-            }
-            runtime.create(&id, &bundle, pid_file.as_deref())?;
+            runtime.create(&id, &bundle, pid_file.as_deref(), console_socket.as_deref())?;
         }
         Command::Start { id } => runtime.start(&id)?,
         Command::State { id } => {

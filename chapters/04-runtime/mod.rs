@@ -168,11 +168,31 @@ impl Runtime {
     // ANCHOR: create
     /// Creates container `id` from `bundle`: everything set up, its first
     /// process waiting at the FIFO for `start`.
-    pub fn create(&self, id: &str, bundle: &Path, pid_file: Option<&Path>) -> Result<Pid> {
+    pub fn create(
+        &self,
+        id: &str,
+        bundle: &Path,
+        pid_file: Option<&Path>,
+        console_socket: Option<&Path>,
+    ) -> Result<Pid> {
         check_id(id)?;
         let bundle = std::path::absolute(bundle)
             .map_err(|e| Error::new(format!("bundle {}: {e}", bundle.display())))?;
         let plan = config::load(&bundle)?;
+        for warning in &plan.warnings {
+            eprintln!("warning: {warning}");
+        }
+        match (plan.terminal, console_socket) {
+            (true, None) => {
+                return Err(Error::new(
+                    "process.terminal is true: give --console-socket, where the terminal's master end is to be sent",
+                ))
+            }
+            (false, Some(_)) => {
+                return Err(Error::new("--console-socket is only for a process.terminal that is true: leave it out"))
+            }
+            _ => {}
+        }
         if self.dir(id).exists() {
             return Err(Error::new(format!(
                 "container {id} exists already: delete it first, or choose another id"
@@ -202,9 +222,13 @@ impl Runtime {
             owner: String::new(),
             annotations: BTreeMap::new(),
         };
-        let pid = spawn(&plan, &fifo, &cgroup, |pid| {
+        // The console socket is on the host's paths: connected here, used
+        // by the child once it has its terminal.
+        let console = console_socket.map(kernel::connect_unix).transpose()?;
+        let pid = spawn(&plan, &fifo, &cgroup, console.as_ref(), |pid| {
             run_hooks(&plan.hooks.create_runtime, &hook_state(pid), "createRuntime")
         })?;
+        drop(console);
         drop(fifo);
         let record = Record {
             id: id.to_string(),
@@ -318,7 +342,7 @@ impl Runtime {
     /// create, start, and wait for the container to end, then delete it: the
     /// container is our child here, so we can tell how it ended.
     pub fn run(&self, id: &str, bundle: &Path, pid_file: Option<&Path>) -> Result<Exit> {
-        let pid = self.create(id, bundle, pid_file)?;
+        let pid = self.create(id, bundle, pid_file, None)?;
         let started = self.start(id);
         let waited = kernel::waitpid(pid);
         self.delete(id, true)?;
@@ -382,7 +406,13 @@ fn check_id(id: &str) -> Result<()> {
 // ANCHOR: spawn
 /// Clones the container's first process into its namespaces and its
 /// cgroup, sets it up inside, and leaves it waiting at the FIFO.
-fn spawn(plan: &Plan, fifo: &OwnedFd, cgroup: &Cgroup, hooks: impl Fn(Pid) -> Result<()>) -> Result<Pid> {
+fn spawn(
+    plan: &Plan,
+    fifo: &OwnedFd,
+    cgroup: &Cgroup,
+    console: Option<&OwnedFd>,
+    hooks: impl Fn(Pid) -> Result<()>,
+) -> Result<Pid> {
     // Namespaces to join are joined here, before the clone: the child is
     // born in them (a PID namespace takes effect only for children anyway),
     // and what this process still does (cgroup files, state) is on the
@@ -396,7 +426,7 @@ fn spawn(plan: &Plan, fifo: &OwnedFd, cgroup: &Cgroup, hooks: impl Fn(Pid) -> Re
         hooks(child)
     };
     spawn_in_new_namespaces(plan.namespaces, Some(&mut prepare), |ready| {
-        set_up_inside(plan)?;
+        set_up_inside(plan, console)?;
         let program = find_program(&plan.args[0], &plan.env)?;
         ready();
         // Reopen the FIFO through our handle on it (its path is outside
@@ -412,7 +442,7 @@ fn spawn(plan: &Plan, fifo: &OwnedFd, cgroup: &Cgroup, hooks: impl Fn(Pid) -> Re
 /// What the first process does inside its new namespaces, in the order the
 /// specification implies: ids mapped, host name, network, mounts and root,
 /// limits, working directory, then the user it runs as.
-fn set_up_inside(plan: &Plan) -> Result<()> {
+fn set_up_inside(plan: &Plan, console: Option<&OwnedFd>) -> Result<()> {
     let has = |kind| plan.namespaces.contains(kind);
     if has(CloneFlags::CLONE_NEWUSER) {
         kernel::become_root()?;
@@ -432,6 +462,14 @@ fn set_up_inside(plan: &Plan) -> Result<()> {
         create_default_devices()?;
     }
     protect_paths(plan)?;
+    if let Some(console) = console {
+        // A terminal from the container's own devpts; its master end goes
+        // to whoever listens on the console socket (containerd's shim).
+        let (master, terminal) = kernel::open_pty()?;
+        kernel::send_fd(console, &master, &terminal.display().to_string(), "the terminal's master end")?;
+        drop(master);
+        kernel::take_terminal(&terminal)?;
+    }
     if plan.readonly_root {
         let flags =
             nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY;
@@ -451,15 +489,7 @@ fn set_up_inside(plan: &Plan) -> Result<()> {
     if let Some(caps) = &plan.capabilities {
         kernel::keep_capabilities(false)?;
         kernel::capset(caps.effective, caps.permitted, caps.inheritable)?;
-        // The kernel raises an ambient capability only if it is permitted
-        // and inheritable; runc warns about the others and goes on.
-        let allowed = caps.ambient & caps.permitted & caps.inheritable;
-        if allowed != caps.ambient {
-            eprintln!(
-                "warning: ambient capabilities that are not also permitted and inheritable are left out"
-            );
-        }
-        kernel::raise_ambient(allowed)?;
+        kernel::raise_ambient(caps.ambient)?;
     }
     if plan.no_new_privileges {
         kernel::no_new_privileges()?;
