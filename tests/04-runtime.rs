@@ -637,3 +637,56 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
     // A terminal needs a console socket, and a console socket a terminal.
     assert_ne!(Runtime::Ours.detached(&bundle, &["create", &unique_id()]), Some(0));
 }
+
+/// exec: a second process in a running container sees what its first one
+/// sees, runs as the config says (or as a process file says), and ends
+/// with its own status; a stopped container takes no exec. As with runc.
+#[test]
+fn exec_runs_in_the_container_as_with_runc() {
+    if !needs_runc("exec_runs_in_the_container_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("exec", |config| {
+        args_of(&["sleep", "30"])(config);
+        config["hostname"] = "execd".into();
+    });
+    let process_file = bundle.path().join("process.json");
+    let process = serde_json::json!({
+        "terminal": false, "user": {"uid": 0, "gid": 0},
+        "args": ["sh", "-c", "echo from the process file; pwd; echo $GREETING"],
+        "env": ["PATH=/bin", "GREETING=hello"], "cwd": "/tmp",
+    });
+    std::fs::write(&process_file, process.to_string()).unwrap();
+    let process_file = process_file.to_str().unwrap().to_string();
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0));
+        let look = runtime.run(
+            &bundle,
+            &["exec", &id, "sh", "-c", "hostname; ps -o comm; grep -E '^Cap(Eff|Bnd)' /proc/self/status"],
+        );
+        let with_options = runtime.run(
+            &bundle,
+            &["exec", "--cwd", "/etc", "--env", "MOOD=fine", &id, "sh", "-c", "pwd; echo $MOOD"],
+        );
+        let from_file = runtime.run(&bundle, &["exec", "--process", &process_file, &id]);
+        let status = runtime.run(&bundle, &["exec", &id, "sh", "-c", "exit 5"]);
+        seen.push([look, with_options, from_file, status].map(|o| (o.code, o.stdout)));
+        assert_eq!(runtime.detached(&bundle, &["kill", &id, "KILL"]), Some(0));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
+            assert!(std::time::Instant::now() < deadline, "{runtime:?}: never stopped");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_ne!(
+            runtime.detached(&bundle, &["exec", &id, "true"]),
+            Some(0),
+            "{runtime:?} exec'd in a stopped container"
+        );
+        assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0));
+    }
+    assert_eq!(seen[0][0].1.lines().next(), Some("execd"), "runc's: {:?}", seen[0]);
+    assert_eq!(seen[1], seen[0], "exec: ours (left), runc's (right)");
+}

@@ -15,6 +15,8 @@ use crate::namespaces::{IdMap, Mount};
 /// What a container will be, read off its config.json.
 #[derive(Debug)]
 pub struct Plan {
+    /// What runs, and as whom.
+    pub process: ProcessPlan,
     pub rootfs: PathBuf,
     pub readonly_root: bool,
     pub namespaces: CloneFlags,
@@ -24,6 +26,22 @@ pub struct Plan {
     pub hostname: Option<String>,
     pub ids: Option<IdMap>,
     pub mounts: Vec<Mount>,
+    /// Paths hidden from the container (/proc/kcore, ...).
+    pub masked_paths: Vec<PathBuf>,
+    /// Paths the container may read but not change (/proc/sys, ...).
+    pub readonly_paths: Vec<PathBuf>,
+    /// The hooks the runtime runs, in its own namespaces.
+    pub hooks: Hooks,
+    /// linux.cgroupsPath, if given: where in the cgroup tree(s) its group goes.
+    pub cgroups_path: Option<String>,
+    /// linux.resources: memory, pids and cpu, through level 3.
+    pub limits: Limits,
+}
+
+/// The process a container runs (or `exec` runs in it), read off a
+/// config's `process`.
+#[derive(Debug)]
+pub struct ProcessPlan {
     /// process.terminal: a pseudo-terminal for stdin, stdout and stderr,
     /// whose master end goes to the console socket.
     pub terminal: bool,
@@ -35,20 +53,10 @@ pub struct Plan {
     pub additional_gids: Vec<u32>,
     pub no_new_privileges: bool,
     pub rlimits: Vec<(PosixRlimitType, u64, u64)>,
-    /// Paths hidden from the container (/proc/kcore, ...).
-    pub masked_paths: Vec<PathBuf>,
-    /// Paths the container may read but not change (/proc/sys, ...).
-    pub readonly_paths: Vec<PathBuf>,
-    /// The hooks the runtime runs, in its own namespaces.
-    pub hooks: Hooks,
     /// process.capabilities as bit sets, if the config has them.
     pub capabilities: Option<CapabilitySets>,
     /// What the config asks for that will not be done, told before create.
     pub warnings: Vec<String>,
-    /// linux.cgroupsPath, if given: where in the cgroup tree(s) its group goes.
-    pub cgroups_path: Option<String>,
-    /// linux.resources: memory, pids and cpu, through level 3.
-    pub limits: Limits,
 }
 
 /// The hooks of the lifecycle that run in the runtime's namespaces.
@@ -168,10 +176,7 @@ fn one_line(text: &str) -> String {
 pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let process =
         spec.process().as_ref().ok_or_else(|| Error::new("config.json has no process: say what to run"))?;
-    let args = process.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        return Err(Error::new("config.json's process.args is empty: say what to run"));
-    }
+    let process = process_plan(process)?;
     let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json has no root: name the rootfs"))?;
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
     if !rootfs.is_dir() {
@@ -226,14 +231,6 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         mounts.extend(translate_mount(mount, bundle)?);
     }
 
-    let user = process.user();
-    let mut rlimits = Vec::new();
-    for rlimit in process.rlimits().iter().flatten() {
-        if rlimit.soft() > rlimit.hard() {
-            return Err(Error::new(format!("the soft {} is above its hard limit", rlimit.typ())));
-        }
-        rlimits.push((rlimit.typ(), rlimit.soft(), rlimit.hard()));
-    }
     let paths = |list: Option<&Vec<String>>| -> Result<Vec<PathBuf>> {
         let paths: Vec<PathBuf> = list.into_iter().flatten().map(PathBuf::from).collect();
         match paths.iter().find(|p| !p.is_absolute()) {
@@ -260,6 +257,40 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         )));
     }
     let limits = limits(linux.and_then(|l| l.resources().as_ref()))?;
+    Ok(Plan {
+        process,
+        join,
+        hooks: hooks(spec)?,
+        cgroups_path,
+        limits,
+        masked_paths,
+        readonly_paths,
+        rootfs,
+        readonly_root: root.readonly().unwrap_or(false),
+        namespaces,
+        hostname,
+        ids,
+        mounts,
+    })
+}
+
+/// The process part of a config (or of `exec --process`'s file), checked.
+pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan> {
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(Error::new("the process's args are empty: say what to run"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::new(format!("the process's cwd {} is not absolute", process.cwd().display())));
+    }
+    let user = process.user();
+    let mut rlimits = Vec::new();
+    for rlimit in process.rlimits().iter().flatten() {
+        if rlimit.soft() > rlimit.hard() {
+            return Err(Error::new(format!("the soft {} is above its hard limit", rlimit.typ())));
+        }
+        rlimits.push((rlimit.typ(), rlimit.soft(), rlimit.hard()));
+    }
     let mut warnings = Vec::new();
     let capabilities = match process.capabilities() {
         None => None,
@@ -284,21 +315,9 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
             Some(sets)
         }
     };
-    Ok(Plan {
+    Ok(ProcessPlan {
         warnings,
-        join,
-        hooks: hooks(spec)?,
         capabilities,
-        cgroups_path,
-        limits,
-        masked_paths,
-        readonly_paths,
-        rootfs,
-        readonly_root: root.readonly().unwrap_or(false),
-        namespaces,
-        hostname,
-        ids,
-        mounts,
         terminal: process.terminal().unwrap_or(false),
         args,
         env: process.env().clone().unwrap_or_default(),
@@ -309,6 +328,15 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         rlimits,
     })
+}
+
+/// A process.json, as `exec --process` takes it.
+pub fn load_process(file: &Path) -> Result<ProcessPlan> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::new(format!("cannot read the process file {}: {e}", file.display())))?;
+    let process: oci_spec::runtime::Process = serde_json::from_str(&text)
+        .map_err(|e| Error::new(format!("{} is not a valid process: {e}", file.display())))?;
+    process_plan(&process)
 }
 
 /// The limits level 3 knows how to write, from linux.resources; a negative

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use clap::{Parser, Subcommand};
 use nix::sys::signal::Signal;
 use podlab::error::{finish_with, Error, Result};
-use podlab::runtime::{Runtime, DEFAULT_ROOT};
+use podlab::runtime::{ProcessPlan, Runtime, DEFAULT_ROOT};
 use podlab::{kernel, narrate};
 
 /// Level 4: an OCI runtime with runc's command line.
@@ -102,6 +102,29 @@ enum Command {
         pid_file: Option<PathBuf>,
         id: String,
     },
+    /// Run another process in a running container.
+    Exec {
+        /// A process.json to run, instead of COMMAND with the container's own settings.
+        #[arg(short, long, value_name = "FILE")]
+        process: Option<PathBuf>,
+        /// Return once the process runs, instead of waiting for it.
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long, value_name = "FILE")]
+        pid_file: Option<PathBuf>,
+        /// An environment variable to add or replace, NAME=VALUE.
+        #[arg(short, long, value_name = "NAME=VALUE")]
+        env: Vec<String>,
+        /// The working directory inside the container.
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// The user to run as: UID or UID:GID.
+        #[arg(short, long, value_name = "UID[:GID]")]
+        user: Option<String>,
+        id: String,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
     /// List the containers under --root.
     List {
         /// table, or json (the states, as `state` prints each).
@@ -150,6 +173,15 @@ fn run(args: Args) -> Result<ExitCode> {
         }
         Command::Kill { all, id, signal } => runtime.kill(&id, parse_signal(&signal)?, all)?,
         Command::Delete { force, id } => runtime.delete(&id, force)?,
+        Command::Exec { process, detach, pid_file, env, cwd, user, id, command } => {
+            let process = match process {
+                Some(file) => podlab::runtime::load_process(&file)?,
+                None => exec_process(runtime.configured_process(&id)?, command, env, cwd, user)?,
+            };
+            if let Some(exit) = runtime.exec(&id, &process, pid_file.as_deref(), detach)? {
+                return Ok(exit.exit_code());
+            }
+        }
         Command::Run { bundle, pid_file, id } => {
             return Ok(runtime.run(&id, &bundle, pid_file.as_deref())?.exit_code());
         }
@@ -174,6 +206,40 @@ fn run(args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The container's own process settings with `command` to run, and the
+/// options given on the command line on top.
+fn exec_process(
+    mut process: ProcessPlan,
+    command: Vec<String>,
+    env: Vec<String>,
+    cwd: Option<PathBuf>,
+    user: Option<String>,
+) -> Result<ProcessPlan> {
+    if command.is_empty() {
+        return Err(Error::new("exec needs a command to run, or --process FILE"));
+    }
+    process.args = command;
+    for pair in env {
+        let name = pair
+            .split_once('=')
+            .map(|(name, _)| name.to_string())
+            .ok_or_else(|| Error::new(format!("--env {pair:?} is not NAME=VALUE")))?;
+        process.env.retain(|old| !old.starts_with(&format!("{name}=")));
+        process.env.push(pair);
+    }
+    if let Some(cwd) = cwd {
+        process.cwd = cwd;
+    }
+    if let Some(user) = user {
+        let bad = || Error::new(format!("--user {user:?} is not UID or UID:GID"));
+        let (uid, gid) = user.split_once(':').unwrap_or((&user, "0"));
+        process.uid = uid.parse().map_err(|_| bad())?;
+        process.gid = gid.parse().map_err(|_| bad())?;
+    }
+    process.terminal = false;
+    Ok(process)
 }
 
 /// `TERM`, `SIGTERM` or `15`.

@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use config::{load as load_config, Plan};
+pub use config::{load as load_config, load_process, Plan, ProcessPlan};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -179,10 +179,10 @@ impl Runtime {
         let bundle = std::path::absolute(bundle)
             .map_err(|e| Error::new(format!("bundle {}: {e}", bundle.display())))?;
         let plan = config::load(&bundle)?;
-        for warning in &plan.warnings {
+        for warning in &plan.process.warnings {
             eprintln!("warning: {warning}");
         }
-        match (plan.terminal, console_socket) {
+        match (plan.process.terminal, console_socket) {
             (true, None) => {
                 return Err(Error::new(
                     "process.terminal is true: give --console-socket, where the terminal's master end is to be sent",
@@ -289,6 +289,62 @@ impl Runtime {
         Ok(())
     }
     // ANCHOR_END: start
+
+    // ANCHOR: exec
+    /// Runs `process` in running container `id`, as `docker exec` and
+    /// `kubectl exec` do: joins its cgroup (on the host's paths, so first),
+    /// then its namespaces (level 2's join), and starts the process there.
+    /// With `detach`, returns once it runs; else waits for it to end.
+    pub fn exec(
+        &self,
+        id: &str,
+        process: &ProcessPlan,
+        pid_file: Option<&Path>,
+        detach: bool,
+    ) -> Result<Option<Exit>> {
+        let state = self.state(id)?;
+        if state.status != Status::Running {
+            return Err(Error::new(format!(
+                "cannot exec in container {id}: it is {}, not running",
+                state.status
+            )));
+        }
+        if process.terminal {
+            return Err(Error::new("exec with a terminal is not supported yet: set terminal to false"));
+        }
+        if let Some(name) = self.record(id)?.cgroup {
+            let cgroup = Cgroup::existing(Version::of_this_machine()?, &name);
+            cgroup.join_self()?;
+            cgroup.keep();
+        }
+        let first = Pid::from_raw(state.pid);
+        namespaces::join(first, &namespaces::namespaces_of(first)?)?;
+        // Joined its mount namespace: the program is looked up in its files.
+        let program = find_program(&process.args[0], &process.env)?;
+        let child = spawn_in_new_namespaces(CloneFlags::empty(), None, |ready| {
+            become_the_process(process)?;
+            ready();
+            Err(kernel::execve(&program, &process.args, &process.env))
+        })?;
+        if let Some(pid_file) = pid_file {
+            kernel::write_file(pid_file, &child.to_string())?;
+        }
+        if detach {
+            return Ok(None);
+        }
+        match kernel::waitpid(child)? {
+            nix::sys::wait::WaitStatus::Exited(_, code) => Ok(Some(Exit::Code(code))),
+            nix::sys::wait::WaitStatus::Signaled(_, signal, _) => Ok(Some(Exit::Signal(signal))),
+            other => Err(Error::new(format!("the process ended in an unexpected way: {other:?}"))),
+        }
+    }
+    // ANCHOR_END: exec
+
+    /// The process container `id` was created to run, as its bundle's
+    /// config says: what `exec` starts from.
+    pub fn configured_process(&self, id: &str) -> Result<ProcessPlan> {
+        Ok(config::load(&self.record(id)?.bundle)?.process)
+    }
 
     /// Sends `signal` to container `id`'s first process, or with `all` to
     /// every process in its cgroup.
@@ -427,13 +483,13 @@ fn spawn(
     };
     spawn_in_new_namespaces(plan.namespaces, Some(&mut prepare), |ready| {
         set_up_inside(plan, console)?;
-        let program = find_program(&plan.args[0], &plan.env)?;
+        let program = find_program(&plan.process.args[0], &plan.process.env)?;
         ready();
         // Reopen the FIFO through our handle on it (its path is outside
         // our root now); this waits for `start`.
         let waiting = kernel::open_write(&PathBuf::from(format!("/proc/self/fd/{}", fifo.as_raw_fd())))?;
         kernel::write_to(&waiting, b"0", "exec.fifo")?;
-        Err(kernel::execve(&program, &plan.args, &plan.env))
+        Err(kernel::execve(&program, &plan.process.args, &plan.process.env))
     })
 }
 // ANCHOR_END: spawn
@@ -475,28 +531,37 @@ fn set_up_inside(plan: &Plan, console: Option<&OwnedFd>) -> Result<()> {
             nix::mount::MsFlags::MS_BIND | nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_RDONLY;
         kernel::mount(None, Path::new("/"), None, flags, None)?;
     }
-    for (kind, soft, hard) in &plan.rlimits {
+    become_the_process(&plan.process)
+}
+// ANCHOR_END: set_up_inside
+
+// ANCHOR: become_the_process
+/// The last steps before execve, the same for a container's first process
+/// and for one `exec` starts in it: limits, working directory, capabilities
+/// and the user it runs as.
+fn become_the_process(process: &ProcessPlan) -> Result<()> {
+    for (kind, soft, hard) in &process.rlimits {
         kernel::setrlimit(&kind.to_string(), resource(*kind), *soft, *hard)?;
     }
-    kernel::chdir(&plan.cwd)?;
+    kernel::chdir(&process.cwd)?;
     // Capabilities: the bounding set first, while we may still drop from
     // it; then keep the rest across the change of user, and set them.
-    if let Some(caps) = &plan.capabilities {
+    if let Some(caps) = &process.capabilities {
         kernel::drop_bounding_set(caps.bounding)?;
         kernel::keep_capabilities(true)?;
     }
-    kernel::set_ids(plan.uid, plan.gid, &plan.additional_gids)?;
-    if let Some(caps) = &plan.capabilities {
+    kernel::set_ids(process.uid, process.gid, &process.additional_gids)?;
+    if let Some(caps) = &process.capabilities {
         kernel::keep_capabilities(false)?;
         kernel::capset(caps.effective, caps.permitted, caps.inheritable)?;
         kernel::raise_ambient(caps.ambient)?;
     }
-    if plan.no_new_privileges {
+    if process.no_new_privileges {
         kernel::no_new_privileges()?;
     }
     Ok(())
 }
-// ANCHOR_END: set_up_inside
+// ANCHOR_END: become_the_process
 
 /// Runs `hooks` in order, each with the container's state on its stdin;
 /// the first that fails (or times out) fails them all.
