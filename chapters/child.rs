@@ -153,9 +153,13 @@ pub fn spawn_in_new_namespaces(
     let go = (go_read, go_write);
     let child = kernel::clone(namespaces, || {
         let report = std::cell::Cell::new(Some(report_write.as_raw_fd()));
-        // Closing our end of the report pipe tells the parent we are ready.
+        // A READY byte, then closing our end of the report pipe, tells the
+        // parent we are ready: a quick program may be gone before the
+        // parent looks, so the byte, not our being alive, is the news.
         let mut ready = || {
             if let Some(fd) = report.take() {
+                // SAFETY: the fd is our end of the report pipe, still open.
+                let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &[READY]);
                 unsafe { nix::libc::close(fd) };
             }
         };
@@ -196,20 +200,17 @@ pub fn spawn_in_new_namespaces(
         }
     }
     drop(go_write);
-    let mut report = String::new();
-    let _ = File::from(report_read).read_to_string(&mut report);
-    if !report.is_empty() {
-        return fail(Error::new(report));
-    }
-    // The pipe also closes when the child dies without a word (a panic, a
-    // signal): ready means alive.
-    match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
-        Ok(WaitStatus::StillAlive) => Ok(child),
-        Ok(status) => {
-            Err(Error::new(format!("the container's first process ended while being set up: {status:?}")))
-        }
-        Err(errno) => {
-            Err(Error::new(format!("waitpid on the container's first process failed: {}", errno.desc())))
-        }
+    let mut report = Vec::new();
+    let _ = File::from(report_read).read_to_end(&mut report);
+    match report.as_slice() {
+        [READY] => Ok(child),
+        // The pipe also closes when the child dies without a word (a panic,
+        // a signal) before it is ready.
+        [] => fail(Error::new("the process ended while being set up, without a word (a signal, or a crash)")),
+        error => fail(Error::new(String::from_utf8_lossy(error).into_owned())),
     }
 }
+
+/// What a child writes on its report pipe to say it is set up; an error
+/// is text, and never this byte alone.
+const READY: u8 = 0;

@@ -503,6 +503,19 @@ pub fn take_terminal(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// kill(2) of `signal` to each of `pids`, told as one line; a process
+/// that has ended meanwhile (ESRCH) is no error.
+pub fn kill_each(pids: &[Pid], signal: Signal, whose: &str) -> Result<()> {
+    narrate!("kill(pid, {signal:?}) for each process {whose}");
+    for pid in pids {
+        match signal::kill(*pid, signal) {
+            Ok(()) | Err(Errno::ESRCH) => {}
+            Err(errno) => return Err(failed(format!("kill({pid}, {signal:?})"), errno)),
+        }
+    }
+    Ok(())
+}
+
 /// kill(2).
 pub fn kill(pid: Pid, signal: Signal) -> Result<()> {
     narrate!("kill({pid}, {signal:?})");

@@ -358,7 +358,7 @@ impl Runtime {
                 let cgroup = Cgroup::existing(Version::of_this_machine()?, &name);
                 let members = cgroup.members();
                 cgroup.keep();
-                members.into_iter().try_for_each(|pid| kernel::kill(pid, signal))
+                kernel::kill_each(&members, signal, "in the container's cgroup")
             }
             _ => kernel::kill(Pid::from_raw(state.pid), signal),
         }
