@@ -129,6 +129,16 @@ impl Runtime {
         run(self.command(bundle).args(args))
     }
 
+    /// Waits (10 s at most) until the container is stopped; `what` says
+    /// what should have stopped it, should it not.
+    fn wait_until_stopped(self, bundle: &Bundle, id: &str, what: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.state(bundle, id).unwrap()["status"] != "stopped" {
+            assert!(std::time::Instant::now() < deadline, "{self:?}: {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     fn state(self, bundle: &Bundle, id: &str) -> Option<Value> {
         let outcome = self.run(bundle, &["state", id]);
         (outcome.code == Some(0)).then(|| serde_json::from_str(&outcome.stdout).unwrap())
@@ -231,11 +241,7 @@ fn the_lifecycle_goes_as_with_runc() {
             Some(0),
             "{runtime:?} deleted a running container"
         );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
-            assert!(std::time::Instant::now() < deadline, "{runtime:?}: never stopped");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        runtime.wait_until_stopped(&bundle, &id, "never stopped");
         assert_ne!(
             runtime.detached(&bundle, &["start", &id]),
             Some(0),
@@ -258,11 +264,7 @@ fn kill_and_force_delete_as_with_runc() {
         assert_eq!(runtime.detached(&bundle, &["create", &a]), Some(0));
         assert_eq!(runtime.detached(&bundle, &["start", &a]), Some(0));
         assert_eq!(runtime.detached(&bundle, &["kill", &a, "KILL"]), Some(0), "{runtime:?} kill");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while runtime.state(&bundle, &a).unwrap()["status"] != "stopped" {
-            assert!(std::time::Instant::now() < deadline, "{runtime:?}: kill did not stop it");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        runtime.wait_until_stopped(&bundle, &a, "kill did not stop it");
         assert_ne!(
             runtime.detached(&bundle, &["kill", &a, "KILL"]),
             Some(0),
@@ -504,11 +506,7 @@ fn kill_all_list_and_log_as_with_runc() {
             Some(0),
             "{runtime:?} kill --all"
         );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
-            assert!(std::time::Instant::now() < deadline, "{runtime:?}: kill --all did not stop it");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        runtime.wait_until_stopped(&bundle, &id, "kill --all did not stop it");
         assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0));
 
         let log = bundle.path().join(format!("{runtime:?}.log"));
@@ -624,11 +622,7 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
             output.extend_from_slice(&buffer[..read]);
         }
         seen.push(String::from_utf8_lossy(&output).replace("\r\n", "\n"));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
-            assert!(std::time::Instant::now() < deadline, "{runtime:?}: never stopped");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        runtime.wait_until_stopped(&bundle, &id, "never stopped");
         assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0));
     }
     assert_eq!(seen[0], "/dev/pts/0\nstdin is a terminal\n", "runc's");
@@ -675,11 +669,7 @@ fn exec_runs_in_the_container_as_with_runc() {
         let status = runtime.run(&bundle, &["exec", &id, "sh", "-c", "exit 5"]);
         seen.push([look, with_options, from_file, status].map(|o| (o.code, o.stdout)));
         assert_eq!(runtime.detached(&bundle, &["kill", &id, "KILL"]), Some(0));
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while runtime.state(&bundle, &id).unwrap()["status"] != "stopped" {
-            assert!(std::time::Instant::now() < deadline, "{runtime:?}: never stopped");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        runtime.wait_until_stopped(&bundle, &id, "never stopped");
         assert_ne!(
             runtime.detached(&bundle, &["exec", &id, "true"]),
             Some(0),
