@@ -126,7 +126,12 @@ pub fn symlink_each(target: &Path, dir: &Path, names: &[String], each: &str) -> 
 
 /// Creates (or truncates) a file and writes `contents` into it.
 pub fn write_file(path: &Path, contents: &str) -> Result<()> {
-    narrate!("write({path:?}, {contents:?})");
+    // Short contents are the lesson (a limit, a map); long ones, a size.
+    if contents.len() <= 100 {
+        narrate!("write({path:?}, {contents:?})");
+    } else {
+        narrate!("write({path:?}, {} bytes)", contents.len());
+    }
     std::fs::write(path, contents).map_err(|e| io_failed(format!("write({path:?})"), e))
 }
 
