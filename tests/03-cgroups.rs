@@ -122,7 +122,7 @@ fn refuses_a_cgroup_that_exists_and_leaves_it_alone() {
             "another controller's group was made"
         );
     }
-    assert!(common::leftover_temp_dirs(&outcome.stderr).is_empty(), "{}", outcome.stderr);
+    assert!(common::leftovers_named_in(&outcome.stderr).is_empty(), "{}", outcome.stderr);
 }
 
 /// Killed while its command runs, the example passes the signal on, then

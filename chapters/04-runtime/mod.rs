@@ -15,7 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use config::{load as load_config, load_process, Plan, ProcessPlan};
+pub use config::{load_process, Plan, ProcessPlan};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -264,6 +264,7 @@ impl Runtime {
                 state.status
             )));
         }
+        let start_time = self.record(id)?.start_time;
         let fifo = kernel::open_read_nonblocking(&self.fifo(id))?;
         // Wait for the byte the process writes once it is through the open,
         // as long as it lives.
@@ -271,7 +272,7 @@ impl Runtime {
         loop {
             match nix::unistd::read(&fifo, &mut [0u8; 1]) {
                 Ok(1) => break,
-                _ if process_start_time(state.pid) != self.record(id)?.start_time.into() => {
+                _ if process_start_time(state.pid) != Some(start_time) => {
                     return Err(Error::new(format!("container {id} ended before it could start")));
                 }
                 _ if started.elapsed() > Duration::from_secs(10) => {

@@ -86,7 +86,7 @@ pub fn check_scenario(level: &Level, name: &str) {
 /// Checks that a run left no temporary directory behind, then compares its
 /// normalised transcript with the snapshot `name`.
 pub fn assert_transcript(name: &str, transcript: &str) {
-    let leftovers = leftover_temp_dirs(transcript);
+    let leftovers = leftovers_named_in(transcript);
     assert!(leftovers.is_empty(), "{name} left {leftovers:?} behind:\n{transcript}");
     let transcript = scenario::normalize(transcript);
     insta::with_settings!({
@@ -148,7 +148,7 @@ impl Drop for Scratch {
 /// What of ours the narration in `output` names that still exists: the
 /// temporary directories (/tmp/podlab-*) and cgroups (.../podlab-*) that
 /// the examples make and tell as they make them.
-pub fn leftover_temp_dirs(output: &str) -> Vec<String> {
+pub fn leftovers_named_in(output: &str) -> Vec<String> {
     let mut found: Vec<String> = output
         .split('"')
         .filter(|word| !word.contains("XXXXXX"))
@@ -244,7 +244,7 @@ pub fn kill_while_running(example_name: &str, args: &[&str], program: &str, sign
     while !narration.contains(&started_program) {
         assert_ne!(stderr.read_line(&mut narration).unwrap(), 0, "ended early:\n{narration}");
     }
-    let made = leftover_temp_dirs(&narration);
+    let made = leftovers_named_in(&narration);
     child_running(parent.id(), program);
     let pid = nix::unistd::Pid::from_raw(parent.id() as i32);
     for signal in signals {
