@@ -245,8 +245,11 @@ pub fn open_path(path: &Path) -> Result<OwnedFd> {
 }
 
 /// open(2) to write, which for a FIFO waits until someone opens it to read.
-pub fn open_write(path: &Path) -> Result<OwnedFd> {
+/// `about_to_wait` runs once the call is told, just before it waits: to let
+/// a parent know that we are at the door.
+pub fn open_write_waiting(path: &Path, about_to_wait: impl FnOnce()) -> Result<OwnedFd> {
     narrate!("open({path:?}, O_WRONLY|O_CLOEXEC)");
+    about_to_wait();
     nix::fcntl::open(path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| failed(format!("open({path:?}, O_WRONLY)"), e))
 }
@@ -257,6 +260,35 @@ pub fn open_read_nonblocking(path: &Path) -> Result<OwnedFd> {
     narrate!("open({path:?}, O_RDONLY|O_NONBLOCK|O_CLOEXEC)");
     nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| failed(format!("open({path:?}, O_RDONLY)"), e))
+}
+
+/// read(2) from a FIFO opened without waiting, until a writer has come,
+/// written, and closed its end; what it wrote. Not told: it only reads
+/// (and the writer is telling its own calls meanwhile). `writer_may_come`
+/// is asked while no writer has come: when it says no, the wait ends, with
+/// nothing.
+pub fn read_until_closed(fd: &OwnedFd, what: &str, writer_may_come: impl Fn() -> bool) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let started = std::time::Instant::now();
+    loop {
+        let mut buffer = [0u8; 64];
+        match unistd::read(fd, &mut buffer) {
+            Ok(0) if !bytes.is_empty() => break,
+            Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(failed(format!("read({what})"), e)),
+        }
+        // A writer that came holds its end open a moment; one that did not
+        // may be gone for good.
+        if bytes.is_empty() && !writer_may_come() {
+            break;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            return Err(Error::new(format!("read({what}): no writer came and went within 10 s")));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(bytes)
 }
 
 /// unlink(2).

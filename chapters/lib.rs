@@ -24,4 +24,5 @@ pub mod namespaces;
 pub mod runtime;
 
 /// The ladder, bottom up.
-pub const LEVELS: &[&scenario::Level] = &[&chroot::LEVEL, &namespaces::LEVEL, &cgroups::LEVEL];
+pub const LEVELS: &[&scenario::Level] =
+    &[&chroot::LEVEL, &namespaces::LEVEL, &cgroups::LEVEL, &runtime::LEVEL];

@@ -8,6 +8,7 @@
 //! `tests/snapshots/` and are what the book shows.
 
 use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
@@ -27,6 +28,9 @@ pub struct Level {
     /// The file the student edits, relative to the repository.
     pub lab_file: &'static str,
     pub scenarios: &'static [Scenario],
+    /// A directory that each scenario runs in, prepared before it and
+    /// cleaned after it (level 4: a bundle); None to run where we are.
+    pub workspace: Option<Workspace>,
     /// What about this machine changes the transcripts (level 3: the cgroup
     /// version), if anything; each variant has snapshots of its own.
     pub variant: fn() -> Option<&'static str>,
@@ -48,6 +52,21 @@ pub struct Scenario {
     /// A second run of the example, started first, that runs alongside (a
     /// container to join, say).
     pub alongside: Option<Alongside>,
+    /// More runs of the example after the first, one after another, as a
+    /// reader would type them (level 4: create, then state, then start).
+    pub then: &'static [&'static [&'static str]],
+    /// Files to write into the level's workspace before the first run:
+    /// (name, contents).
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+/// The directory a level's scenarios run in: a new temporary one for each.
+pub struct Workspace {
+    /// Fills it before the scenario's files are written and its runs begin.
+    pub prepare: fn(&Path) -> io::Result<()>,
+    /// Ends what a run left behind in it (a lab that stopped half-way)
+    /// before it is removed.
+    pub clean: fn(&Path),
 }
 
 /// A run beside a scenario. In the scenario's `args`, `{pid}` stands for
@@ -64,10 +83,14 @@ pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 /// Runs `scenario` with the example binary `exe` and returns its transcript,
 /// as it came: [`normalize`] it before comparing it with a recorded one.
 pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String> {
+    let workspace = level.workspace.as_ref().map(|w| InWorkspace::prepare(w, scenario)).transpose()?;
+    let dir = workspace.as_ref().map(|w| w.dir.as_path());
+    let mut runs: Vec<Vec<&str>> =
+        std::iter::once(scenario.args).chain(scenario.then.iter().copied()).map(|a| a.to_vec()).collect();
     let Some(alongside) = &scenario.alongside else {
-        return transcript(exe, level.example, scenario.args);
+        return transcript(exe, level.example, dir, &runs);
     };
-    let mut companion = Companion::start(exe, alongside.args)?;
+    let mut companion = Companion::start(exe, alongside.args, dir)?;
     let pid = match companion.child_running(alongside.ready_when) {
         Ok(pid) => pid.to_string(),
         // Its own transcript says why, a lab's unwritten piece say.
@@ -79,9 +102,44 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
             ));
         }
     };
-    let args: Vec<&str> =
-        scenario.args.iter().map(|arg| if *arg == "{pid}" { pid.as_str() } else { arg }).collect();
-    transcript(exe, level.example, &args)
+    for arg in runs.iter_mut().flatten() {
+        if *arg == "{pid}" {
+            *arg = &pid;
+        }
+    }
+    transcript(exe, level.example, dir, &runs)
+}
+
+/// A level's workspace, made for one scenario; cleaned and removed when
+/// dropped.
+struct InWorkspace<'a> {
+    dir: PathBuf,
+    workspace: &'a Workspace,
+}
+
+impl<'a> InWorkspace<'a> {
+    fn prepare(workspace: &'a Workspace, scenario: &Scenario) -> io::Result<InWorkspace<'a>> {
+        // Under /tmp and named podlab-XXXXXX, as the examples' own
+        // temporary directories are, so that normalize() hides its name.
+        let dir = nix::unistd::mkdtemp("/tmp/podlab-XXXXXX").map_err(io::Error::from)?;
+        let made = InWorkspace { dir, workspace };
+        (workspace.prepare)(&made.dir)?;
+        for (name, contents) in scenario.files {
+            let file = made.dir.join(name);
+            if let Some(parent) = file.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(file, contents)?;
+        }
+        Ok(made)
+    }
+}
+
+impl Drop for InWorkspace<'_> {
+    fn drop(&mut self) {
+        (self.workspace.clean)(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// The run alongside a scenario, its output collected; ended (SIGTERM, then
@@ -92,11 +150,18 @@ struct Companion {
 }
 
 impl Companion {
-    fn start(exe: &Path, args: &[&str]) -> io::Result<Companion> {
-        let (process, output) = spawn_merged(exe, args)?;
+    fn start(exe: &Path, args: &[&str], dir: Option<&Path>) -> io::Result<Companion> {
+        let (read_end, write_end) = output_pipe()?;
+        let process = command(exe, args, dir, &write_end)?.spawn()?;
+        // Our copy of the write end must go, or the read never ends.
+        drop(write_end);
+        let output = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = std::fs::File::from(read_end).read_to_end(&mut bytes);
+            bytes
+        });
         Ok(Companion { process, output: Some(output) })
     }
-
     /// The pid of its child once that child runs `program`; or, if it ends
     /// first, everything it printed.
     fn child_running(&mut self, program: &str) -> std::result::Result<u32, String> {
@@ -138,58 +203,90 @@ impl Drop for Companion {
     }
 }
 
-/// Starts `exe` with `args`, its stdout and stderr into one pipe, read to
-/// the end by a thread: one stream, in the order a terminal would show it.
-fn spawn_merged(exe: &Path, args: &[&str]) -> io::Result<(Child, JoinHandle<Vec<u8>>)> {
-    let (read_end, write_end) = nix::unistd::pipe().map_err(io::Error::from)?;
+/// `exe` with `args`, run in `dir` if given, with stdout and stderr both
+/// into `output`: one stream, in the order a terminal would show it.
+fn command(exe: &Path, args: &[&str], dir: Option<&Path>, output: &OwnedFd) -> io::Result<Command> {
     let mut command = Command::new(exe);
     command
         .args(args)
         // Temporary names in the transcripts start with /tmp/podlab-.
         .env("TMPDIR", "/tmp")
         .stdin(Stdio::null())
-        .stdout(Stdio::from(write_end.try_clone()?))
-        .stderr(Stdio::from(write_end));
-    let child = command.spawn()?;
-    // Our copies of the write end must go, or the read never ends.
-    drop(command);
-    let reader = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = std::fs::File::from(read_end).read_to_end(&mut bytes);
-        bytes
-    });
-    Ok((child, reader))
+        .stdout(Stdio::from(output.try_clone()?))
+        .stderr(Stdio::from(output.try_clone()?));
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    Ok(command)
 }
 
-/// Runs `exe` with `args` and returns its transcript, headed by the command
-/// line as `shown_as` would be typed.
-pub fn transcript(exe: &Path, shown_as: &str, args: &[&str]) -> io::Result<String> {
-    let (mut child, reader) = spawn_merged(exe, args)?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
+/// Runs `exe` once with each of `runs`, one after another (in `dir` if
+/// given), and returns what they printed, each run headed by its command
+/// line as `shown_as` would be typed and followed by how it ended.
+///
+/// All runs write into one pipe, and what a run printed is taken once it
+/// has ended: a process it leaves behind (a container, which keeps its
+/// creator's output) adds to the transcript where its lines come, as on a
+/// terminal, and is not waited for.
+pub fn transcript(exe: &Path, shown_as: &str, dir: Option<&Path>, runs: &[Vec<&str>]) -> io::Result<String> {
+    let (read_end, write_end) = output_pipe()?;
+    nix::fcntl::fcntl(&read_end, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
+        .map_err(io::Error::from)?;
+    let mut pipe = std::fs::File::from(read_end);
+    let mut transcript = String::new();
+    for args in runs {
+        transcript.push_str(&format!("$ {}\n", command_line(shown_as, args)));
+        let mut child = command(exe, args, dir, &write_end)?.spawn()?;
+        let mut bytes = Vec::new();
+        let started = Instant::now();
+        let status = loop {
+            // Read as it comes, so that a long output never fills the pipe.
+            take_what_is_there(&mut pipe, &mut bytes)?;
+            if let Some(status) = child.try_wait()? {
+                break Some(status);
+            }
+            if started.elapsed() > TIME_LIMIT {
+                child.kill()?;
+                child.wait()?;
+                break None;
+            }
+            let mut ready = [nix::poll::PollFd::new(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut ready, nix::poll::PollTimeout::from(10u8));
+        };
+        // All it wrote before it ended is in the pipe now.
+        take_what_is_there(&mut pipe, &mut bytes)?;
+        transcript.push_str(&String::from_utf8_lossy(&bytes));
+        if !transcript.ends_with('\n') {
+            transcript.push('\n');
         }
-        if started.elapsed() > TIME_LIMIT {
-            child.kill()?;
-            child.wait()?;
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let bytes = reader.join().map_err(|_| io::Error::other("the output reader panicked"))?;
-
-    let mut transcript = format!("$ {}\n", command_line(shown_as, args));
-    transcript.push_str(&String::from_utf8_lossy(&bytes));
-    if !transcript.ends_with('\n') {
-        transcript.push('\n');
+        transcript.push_str(&match status.map(|s| (s.code(), s)) {
+            Some((Some(code), _)) => format!("[exit status {code}]\n"),
+            Some((None, status)) => format!("[ended by {status}]\n"),
+            None => format!("[killed after {} s: it did not end]\n", TIME_LIMIT.as_secs()),
+        });
     }
-    transcript.push_str(&match status.map(|s| (s.code(), s)) {
-        Some((Some(code), _)) => format!("[exit status {code}]\n"),
-        Some((None, status)) => format!("[ended by {status}]\n"),
-        None => format!("[killed after {} s: it did not end]\n", TIME_LIMIT.as_secs()),
-    });
     Ok(transcript)
+}
+
+/// A pipe for a run's output, closed on exec: tests run side by side, and
+/// a pipe of another test's must not leak into our run (it would hold that
+/// test's pipe open, and shift our run's file descriptor numbers).
+fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
+}
+
+/// Reads what a non-blocking pipe holds now, without waiting for more.
+fn take_what_is_there(pipe: &mut std::fs::File, bytes: &mut Vec<u8>) -> io::Result<()> {
+    let mut buffer = [0u8; 8192];
+    loop {
+        match pipe.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Replaces what differs from run to run with a fixed placeholder:
@@ -198,10 +295,22 @@ pub fn normalize(text: &str) -> String {
     // Temporary directories and cgroups: podlab- and six random characters.
     static TEMP_NAME: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"/podlab-[A-Za-z0-9]{6}(?-u:\b)").unwrap());
-    // The host's process ids, where the narration tells them.
-    static HOST_PID: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(/proc/|child pid |--join )[0-9]+(?-u:\b)").unwrap());
+    // The host's process ids, where the narration and a runtime's state
+    // tell them (0 in cgroup.procs is "me", the same in every run).
+    static HOST_PID: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r#"(/proc/|child pid |--join |"pid": |kill\(|cgroup\.procs", ")[1-9][0-9]*(?-u:\b)"#)
+            .unwrap()
+    });
+    // When a container was created, as RFC 3339 writes it.
+    static TIME: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z").unwrap()
+    });
+    // A runtime's record holds a pid and times, so its size varies too.
+    static STATE_SIZE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"(/state\.json", )[0-9]+ bytes"#).unwrap());
     let text = HOST_PID.replace_all(text, "${1}[pid]");
+    let text = TIME.replace_all(&text, "[time]");
+    let text = STATE_SIZE.replace_all(&text, "${1}[n] bytes");
     TEMP_NAME
         .replace_all(&text, |found: &regex::Captures| match &found[0] {
             template @ "/podlab-XXXXXX" => template.to_string(),
@@ -279,7 +388,17 @@ mod tests {
             normalize(r#"clone(CLONE_NEWPID, SIGCHLD) = child pid 4242; write("/proc/4242/uid_map")"#),
             r#"clone(CLONE_NEWPID, SIGCHLD) = child pid [pid]; write("/proc/[pid]/uid_map")"#
         );
-        // A pid inside the container is what the reader should see.
+        assert_eq!(
+            normalize(r#"kill(4242, SIGKILL); "pid": 4242, "created": "2026-11-23T21:56:13.975845724Z""#),
+            r#"kill([pid], SIGKILL); "pid": [pid], "created": "[time]""#
+        );
+        assert_eq!(normalize(r#"write("/x/cgroup.procs", "4242")"#), r#"write("/x/cgroup.procs", "[pid]")"#);
+        assert_eq!(
+            normalize(r#"write("/run/x/c1/state.json", 196 bytes)"#),
+            r#"write("/run/x/c1/state.json", [n] bytes)"#
+        );
+        // A pid inside the container is what the reader should see, and 0 is "me".
+        assert_eq!(normalize(r#"write("/x/cgroup.procs", "0")"#), r#"write("/x/cgroup.procs", "0")"#);
         assert_eq!(normalize("    1 root     ps"), "    1 root     ps");
         assert_eq!(normalize("/proc/self/ns/uts"), "/proc/self/ns/uts");
     }

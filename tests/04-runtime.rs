@@ -11,7 +11,17 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{example, needs_root_and_busybox, run, Outcome, Scratch};
+use podlab::runtime::LEVEL;
 use serde_json::Value;
+
+// The level's own transcripts, as the book shows them and `cargo lab 4`
+// compares them.
+scenario_tests!(LEVEL;
+    run_a_default_bundle => "run",
+    lifecycle => "lifecycle",
+    mounts => "mounts",
+    no_rootfs => "no-rootfs",
+);
 
 fn needs_runc(test: &str) -> bool {
     needs_root_and_busybox(test)

@@ -363,6 +363,7 @@ pub const LEVEL: Level = Level {
     example: "01-chroot",
     feature: "lab-01",
     lab_file: "labs/01-chroot/jail.rs",
+    workspace: None,
     variant: crate::scenario::same_everywhere,
     scenarios: &[
         Scenario {
@@ -371,6 +372,8 @@ pub const LEVEL: Level = Level {
             shows: "a command sees the rootfs as /",
             hint: "build_rootfs() makes the directories, copies busybox and links its applets; \
                    enter() calls chroot, then chdir(\"/\")",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -378,6 +381,8 @@ pub const LEVEL: Level = Level {
             args: &["sh", "-c", "cd /; cd ..; pwd; ls"],
             shows: "\"..\" of the new root is the root itself",
             hint: "enter() must chdir(\"/\") after chroot, or the working directory stays outside",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -385,6 +390,8 @@ pub const LEVEL: Level = Level {
             args: &["sh", "-c", "whoami; cat /etc/passwd"],
             shows: "names come from the rootfs's own /etc",
             hint: "build_rootfs() writes etc/passwd and etc/group inside the rootfs",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -393,6 +400,8 @@ pub const LEVEL: Level = Level {
             shows: "the classic chroot escape: mkdir, chroot, chdir .., chroot .",
             hint: "break_out(): mkdir a directory, chroot into it without chdir, climb with \
                    chdir(\"..\") until \".\" and \"..\" are the same, then chroot(\".\")",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -400,6 +409,8 @@ pub const LEVEL: Level = Level {
             args: &["sh", "-c", "mount -t proc proc /proc && echo mounted"],
             shows: "a mount made in the jail lands on the host, until clean-up detaches it",
             hint: "build_rootfs() makes the proc directory the mount needs",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -407,6 +418,8 @@ pub const LEVEL: Level = Level {
             args: &["--quiet", "echo", "hello from the jail"],
             shows: "--quiet keeps only the program's own output",
             hint: "every kernel call goes through podlab::kernel, which narrates unless --quiet",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -414,6 +427,8 @@ pub const LEVEL: Level = Level {
             args: &["nosuchcommand"],
             shows: "a command the rootfs lacks: one sentence, exit 2, nothing left",
             hint: "the rootfs must be removed on the error path too",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -421,6 +436,8 @@ pub const LEVEL: Level = Level {
             args: &["--busybox", "/bin/ls", "true"],
             shows: "a dynamically linked program is refused before anything is made",
             hint: "the busybox check runs before the rootfs is made",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -428,6 +445,8 @@ pub const LEVEL: Level = Level {
             args: &["--busybox", "/nonexistent/busybox", "true"],
             shows: "busybox-static missing: the package to install is named",
             hint: "the busybox check runs before the rootfs is made",
+            then: &[],
+            files: &[],
             alongside: None,
         },
     ],

@@ -253,6 +253,7 @@ pub const LEVEL: Level = Level {
     example: "02-namespaces",
     feature: "lab-02",
     lab_file: "labs/02-namespaces/isolate.rs",
+    workspace: None,
     variant: crate::scenario::same_everywhere,
     scenarios: &[
         Scenario {
@@ -260,6 +261,8 @@ pub const LEVEL: Level = Level {
             args: &["--uts", "--hostname", "box", "hostname"],
             shows: "a host name of its own; the host's is untouched",
             hint: "the UTS namespace only needs sethostname; check that the rootfs is entered",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -267,6 +270,8 @@ pub const LEVEL: Level = Level {
             args: &["--pid", "--mount", "ps"],
             shows: "the command is PID 1, and ps sees only the container",
             hint: "pivot_into() mounts proc on the rootfs's /proc before pivot_root",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -275,6 +280,8 @@ pub const LEVEL: Level = Level {
             shows: "after pivot_root, the mount table holds / and /proc, nothing of the host",
             hint: "pivot_into(): make / private and recursive, bind the rootfs onto itself, mount \
                    proc, chdir into it, pivot_root(\".\", \".\"), umount2(\".\", MNT_DETACH), chdir(\"/\")",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -282,6 +289,8 @@ pub const LEVEL: Level = Level {
             args: &["--mount", "--escape"],
             shows: "level 1's escape finds nothing above / after pivot_root",
             hint: "pivot_into() must detach the old root; otherwise the escape finds it",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -289,6 +298,8 @@ pub const LEVEL: Level = Level {
             args: &["--ipc", "--mount", "sh", "-c", "wc -l < /proc/sysvipc/shm"],
             shows: "an IPC namespace starts empty: only the header of the shared memory table",
             hint: "pivot_into() mounts the proc that shows the new namespace's IPC objects",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -296,6 +307,8 @@ pub const LEVEL: Level = Level {
             args: &["--net", "ip", "link"],
             shows: "a network namespace has only lo, which we set up",
             hint: "the network namespace needs no lab code; check that the rootfs is entered",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -310,6 +323,8 @@ pub const LEVEL: Level = Level {
             ],
             shows: "root inside, an ordinary id outside; the host's root is nobody (65534) in here",
             hint: "map_ids() writes \"0 100000 65536\" to /proc/PID/uid_map, then to gid_map",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -317,6 +332,8 @@ pub const LEVEL: Level = Level {
             args: &["--all", "--hostname", "box", "sh", "-c", "hostname; ps"],
             shows: "the set a container gets: UTS, PID, mount, IPC, network",
             hint: "all of pivot_into()",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -324,6 +341,8 @@ pub const LEVEL: Level = Level {
             args: &["--join", "{pid}", "sh", "-c", "hostname; ps -o pid,comm | head -2"],
             shows: "a second process joins a running container's namespaces, as nsenter does",
             hint: "join(): setns into /proc/PID/ns/<kind> for each kind, in the order given",
+            then: &[],
+            files: &[],
             alongside: Some(Alongside {
                 args: &["--all", "--hostname", "joined", "sleep", "30"],
                 ready_when: "sleep",
@@ -334,6 +353,8 @@ pub const LEVEL: Level = Level {
             args: &["--join", "999999999", "true"],
             shows: "joining a process that is not there: one sentence, exit 2",
             hint: "checked before join() is called",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -345,6 +366,8 @@ pub const LEVEL: Level = Level {
             ],
             shows: "a host name Linux would refuse is refused before anything is made",
             hint: "checked before the rootfs is made",
+            then: &[],
+            files: &[],
             alongside: None,
         },
     ],

@@ -373,8 +373,8 @@ pub fn figures(usage: &Usage, wall: Duration) -> Vec<String> {
     ]
 }
 
-/// The variant of level 3's transcripts on this machine: "v1" or "v2".
-fn cgroup_version() -> Option<&'static str> {
+/// The variant of transcripts that show cgroups on this machine: "v1" or "v2".
+pub fn cgroup_version() -> Option<&'static str> {
     Version::of_this_machine().ok().map(Version::name)
 }
 
@@ -387,6 +387,7 @@ pub const LEVEL: Level = Level {
     example: "03-cgroups",
     feature: "lab-03",
     lab_file: "labs/03-cgroups/limits.rs",
+    workspace: None,
     variant: cgroup_version,
     scenarios: &[
         Scenario {
@@ -395,6 +396,8 @@ pub const LEVEL: Level = Level {
             shows: "over its memory limit, the shell is killed by the OOM killer",
             hint: "write_limits(): memory.limit_in_bytes and memory.memsw.limit_in_bytes (v1), memory.max and \
                    memory.swap.max = 0 (v2); read_usage(): oom_kill in memory.oom_control (v1), memory.events (v2)",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -402,6 +405,8 @@ pub const LEVEL: Level = Level {
             args: &["--pids", "4", "sh", "-c", "for i in 1 2 3 4 5; do sleep 1 & done; wait"],
             shows: "at its pids limit, fork fails inside; the host is fine",
             hint: "write_limits(): pids.max; read_usage(): max in pids.events",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -410,6 +415,8 @@ pub const LEVEL: Level = Level {
             shows: "a busy loop is throttled to its share of a CPU",
             hint: "write_limits(): cpu.cfs_period_us, then cpu.cfs_quota_us (v1), cpu.max \"quota period\" (v2); \
                    read_usage(): nr_throttled in cpu.stat",
+            then: &[],
+            files: &[],
             alongside: None,
         },
         Scenario {
@@ -417,6 +424,8 @@ pub const LEVEL: Level = Level {
             args: &["--memory", "12Q", "true"],
             shows: "a limit that does not parse: one sentence, exit 2, nothing made",
             hint: "checked before anything is made",
+            then: &[],
+            files: &[],
             alongside: None,
         },
     ],

@@ -12,6 +12,8 @@ use crate::cgroups::{CpuShare, Limits, Version};
 use crate::error::{Error, Result};
 use crate::namespaces::{IdMap, Mount};
 
+use super::mount_options;
+
 /// What a container will be, read off its config.json.
 #[derive(Debug)]
 pub struct Plan {
@@ -162,14 +164,17 @@ pub fn load(bundle: &Path) -> Result<Plan> {
             bundle.display()
         )));
     }
-    let spec = Spec::load(&file).map_err(|e| {
-        Error::new(format!("{} is not a valid runtime config: {}", file.display(), one_line(&e.to_string())))
-    })?;
+    let spec: Spec = read_json(&file, "runtime config")?;
     plan(&spec, bundle)
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// A JSON file of the specification's, parsed; serde's sentence says what
+/// is wrong and where ("missing field `cwd` at line 4 column 3").
+fn read_json<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::new(format!("cannot read the {what} {}: {e}", file.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::new(format!("{} is not a valid {what}: {e}", file.display())))
 }
 
 /// Turns a parsed config into a plan, refusing what it cannot do.
@@ -180,7 +185,10 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json has no root: name the rootfs"))?;
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
     if !rootfs.is_dir() {
-        return Err(Error::new(format!("the root path {} is not a directory", rootfs.display())));
+        return Err(Error::new(format!(
+            "the root path {} is not a directory: fix root.path in config.json, or put the rootfs there",
+            rootfs.display()
+        )));
     }
 
     let linux = spec.linux().as_ref();
@@ -332,11 +340,7 @@ pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan>
 
 /// A process.json, as `exec --process` takes it.
 pub fn load_process(file: &Path) -> Result<ProcessPlan> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::new(format!("cannot read the process file {}: {e}", file.display())))?;
-    let process: oci_spec::runtime::Process = serde_json::from_str(&text)
-        .map_err(|e| Error::new(format!("{} is not a valid process: {e}", file.display())))?;
-    process_plan(&process)
+    process_plan(&read_json(file, "process")?)
 }
 
 /// The limits level 3 knows how to write, from linux.resources; a negative
@@ -429,60 +433,6 @@ fn translate_mount(mount: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Ve
         calls.push(Mount { source: None, target, fstype: None, flags: propagation, data: None });
     }
     Ok(calls)
-}
-
-/// Splits mount options into flags, propagation flags, and the rest, which
-/// is the file system's own data ("mode=755,size=65536k").
-fn mount_options(options: &[String]) -> (MsFlags, MsFlags, Option<String>) {
-    let mut flags = MsFlags::empty();
-    let mut propagation = MsFlags::empty();
-    let mut data = Vec::new();
-    for option in options {
-        let (set, clear, propagate) = match option.as_str() {
-            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty(), false),
-            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY, false),
-            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty(), false),
-            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID, false),
-            "nodev" => (MsFlags::MS_NODEV, MsFlags::empty(), false),
-            "dev" => (MsFlags::empty(), MsFlags::MS_NODEV, false),
-            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty(), false),
-            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC, false),
-            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty(), false),
-            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS, false),
-            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty(), false),
-            "remount" => (MsFlags::MS_REMOUNT, MsFlags::empty(), false),
-            "mand" => (MsFlags::MS_MANDLOCK, MsFlags::empty(), false),
-            "nomand" => (MsFlags::empty(), MsFlags::MS_MANDLOCK, false),
-            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty(), false),
-            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME, false),
-            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty(), false),
-            "diratime" => (MsFlags::empty(), MsFlags::MS_NODIRATIME, false),
-            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty(), false),
-            "norelatime" => (MsFlags::empty(), MsFlags::MS_RELATIME, false),
-            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty(), false),
-            "nostrictatime" => (MsFlags::empty(), MsFlags::MS_STRICTATIME, false),
-            "bind" => (MsFlags::MS_BIND, MsFlags::empty(), false),
-            "rbind" => (MsFlags::MS_BIND | MsFlags::MS_REC, MsFlags::empty(), false),
-            "private" => (MsFlags::MS_PRIVATE, MsFlags::empty(), true),
-            "rprivate" => (MsFlags::MS_PRIVATE | MsFlags::MS_REC, MsFlags::empty(), true),
-            "shared" => (MsFlags::MS_SHARED, MsFlags::empty(), true),
-            "rshared" => (MsFlags::MS_SHARED | MsFlags::MS_REC, MsFlags::empty(), true),
-            "slave" => (MsFlags::MS_SLAVE, MsFlags::empty(), true),
-            "rslave" => (MsFlags::MS_SLAVE | MsFlags::MS_REC, MsFlags::empty(), true),
-            "unbindable" => (MsFlags::MS_UNBINDABLE, MsFlags::empty(), true),
-            "runbindable" => (MsFlags::MS_UNBINDABLE | MsFlags::MS_REC, MsFlags::empty(), true),
-            other => {
-                data.push(other.to_string());
-                continue;
-            }
-        };
-        if propagate {
-            propagation |= set;
-        } else {
-            flags = (flags | set) & !clear;
-        }
-    }
-    (flags, propagation, (!data.is_empty()).then(|| data.join(",")))
 }
 
 #[cfg(test)]

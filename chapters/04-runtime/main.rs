@@ -61,6 +61,10 @@ enum Command {
         /// The bundle directory.
         #[arg(short, long, default_value = ".")]
         bundle: PathBuf,
+        /// The container's program and its arguments, instead of sh (runc's
+        /// spec has no such option: edit process.args in config.json there).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+        command: Vec<String>,
     },
     /// Set a container up from a bundle and leave it waiting for start.
     Create {
@@ -155,12 +159,12 @@ fn run(args: Args) -> Result<ExitCode> {
     if !matches!(args.log_format.as_str(), "text" | "json") {
         return Err(Error::new(format!("--log-format {:?}: the formats are text and json", args.log_format)));
     }
-    if let Command::Spec { bundle } = &args.command {
-        podlab::runtime::write_default_spec(bundle)?;
+    if let Command::Spec { bundle, command } = &args.command {
+        podlab::runtime::write_default_spec(bundle, command)?;
         return Ok(ExitCode::SUCCESS);
     }
     kernel::require_root("making containers needs root")?;
-    let runtime = Runtime::new(&args.root);
+    let runtime = Runtime::new(&args.root)?;
     match args.command {
         Command::Spec { .. } => unreachable!("handled above"),
         Command::Create { bundle, pid_file, console_socket, id } => {

@@ -9,13 +9,18 @@
 //! process waiting; `start` lets it run the user's program.
 
 mod config;
+// The lab swaps the reference `handshake` for the student's file (`--features lab-04`).
+#[cfg_attr(not(feature = "lab-04"), path = "handshake.rs")]
+#[cfg_attr(feature = "lab-04", path = "../../labs/04-runtime/handshake.rs")]
+mod handshake;
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use config::{load_process, Plan, ProcessPlan};
+use handshake::{mount_options, release, wait_for_start};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -26,6 +31,7 @@ use crate::cgroups::{write_limits, Cgroup, Version};
 use crate::child::{spawn_in_new_namespaces, Exit};
 use crate::error::{Error, Result};
 use crate::namespaces::map_ids;
+use crate::scenario::{Level, Scenario, Workspace};
 use crate::{chroot, kernel, namespaces};
 
 /// Where containers' state lives unless --root says otherwise.
@@ -92,14 +98,18 @@ pub struct State {
 }
 
 /// Writes a default config.json into `bundle`, as `runc spec` does: sh
-/// from ./rootfs, read-only, in all but a user namespace.
-pub fn write_default_spec(bundle: &Path) -> Result<()> {
+/// from ./rootfs, read-only, in all but a user namespace; or `command`
+/// instead of sh, if given.
+pub fn write_default_spec(bundle: &Path, command: &[String]) -> Result<()> {
     let file = bundle.join("config.json");
     if file.exists() {
         return Err(Error::new(format!("{} exists already: remove it first", file.display())));
     }
     let mut spec = oci_spec::runtime::Spec::default();
     spec.set_hostname(Some("podlab".to_string()));
+    if let (false, Some(process)) = (command.is_empty(), spec.process_mut()) {
+        process.set_args(Some(command.to_vec()));
+    }
     let json = serde_json::to_string_pretty(&spec).expect("a spec is plain data");
     kernel::write_file(&file, &(json + "\n"))
 }
@@ -110,8 +120,12 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    pub fn new(root: &Path) -> Runtime {
-        Runtime { root: root.to_path_buf() }
+    /// A relative `root` is taken from where we are now, once: the
+    /// container's own processes work elsewhere.
+    pub fn new(root: &Path) -> Result<Runtime> {
+        let root =
+            std::path::absolute(root).map_err(|e| Error::new(format!("--root {}: {e}", root.display())))?;
+        Ok(Runtime { root })
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -265,23 +279,10 @@ impl Runtime {
             )));
         }
         let start_time = self.record(id)?.start_time;
-        let fifo = kernel::open_read_nonblocking(&self.fifo(id))?;
-        // Wait for the byte the process writes once it is through the open,
-        // as long as it lives.
-        let started = Instant::now();
-        loop {
-            match nix::unistd::read(&fifo, &mut [0u8; 1]) {
-                Ok(1) => break,
-                _ if process_start_time(state.pid) != Some(start_time) => {
-                    return Err(Error::new(format!("container {id} ended before it could start")));
-                }
-                _ if started.elapsed() > Duration::from_secs(10) => {
-                    return Err(Error::new(format!("container {id} did not take the start within 10 s")));
-                }
-                _ => std::thread::sleep(Duration::from_millis(5)),
-            }
+        let alive = || process_start_time(state.pid) == Some(start_time);
+        if !release(&self.fifo(id), alive)? {
+            return Err(Error::new(format!("container {id} ended before it could start")));
         }
-        kernel::unlink(&self.fifo(id))?;
         // A failing poststart hook is told, not fatal: the container runs.
         // It is given the state as it was when start began, as runc gives it.
         if let Err(error) = run_hooks(&config::load(&state.bundle)?.hooks.poststart, &state, "poststart") {
@@ -412,6 +413,95 @@ impl Runtime {
     }
 }
 
+/// Level 4 in the ladder. Each scenario runs in a bundle of its own (level
+/// 1's rootfs; the config.json its first step writes, or one of bundles/),
+/// with the containers' state in the bundle's `state`. The narration shows
+/// cgroups, so transcripts differ between v1 and v2.
+pub const LEVEL: Level = Level {
+    number: 4,
+    name: "an OCI runtime",
+    example: "04-runtime",
+    feature: "lab-04",
+    lab_file: "labs/04-runtime/handshake.rs",
+    workspace: Some(Workspace { prepare: build_bundle, clean: delete_every_container }),
+    variant: crate::cgroups::cgroup_version,
+    scenarios: &[
+        Scenario {
+            name: "run",
+            args: &["spec", "sh", "-c", "echo \"hello from $(hostname), I am pid $$\"; ls /dev"],
+            then: &[&["--root", "state", "run", "hello"]],
+            files: &[],
+            shows: "run: the whole set-up of a container from runc's default config, the program, the end",
+            hint: "start with the mounts: every option of config.json's mounts becomes a flag of mount(2) \
+                   or goes to the file system as data; then the handshake (wait_for_start, release)",
+            alongside: None,
+        },
+        Scenario {
+            name: "lifecycle",
+            args: &["spec", "sleep", "600"],
+            then: &[
+                &["--root", "state", "create", "demo"],
+                &["--root", "state", "state", "demo"],
+                &["--root", "state", "start", "demo"],
+                &["--root", "state", "state", "demo"],
+                &["--root", "state", "start", "demo"],
+                &["--root", "state", "delete", "demo"],
+                &["--root", "state", "delete", "--force", "demo"],
+                &["--root", "state", "list"],
+            ],
+            files: &[],
+            shows: "created, then running once start has come; each step a separate invocation",
+            hint: "wait_for_start() must tell ready() before its open waits, write one byte, and hand \
+                   back the open end; release() takes a handle (open_path), unlinks the name, then opens \
+                   to read through the handle and reads until the end of file",
+            alongside: None,
+        },
+        Scenario {
+            name: "mounts",
+            args: &["--root", "state", "run", "mounted"],
+            then: &[],
+            files: &[
+                ("config.json", include_str!("bundles/mounts.json")),
+                ("data/note", "written on the host\n"),
+            ],
+            shows: "a tmpfs with options, a read-only bind mount of the bundle's data/ that refuses a write",
+            hint: "mount_options(): ro, nosuid, nodev are flags; rbind is MS_BIND|MS_REC; rprivate is \
+                   propagation, done in a call of its own; mode=1777 and size=1m are data",
+            alongside: None,
+        },
+        Scenario {
+            name: "no-rootfs",
+            args: &["--root", "state", "run", "broken"],
+            then: &[&["--root", "state", "list"]],
+            files: &[("config.json", include_str!("bundles/no-rootfs.json"))],
+            shows: "a root path that does not exist: one sentence, nothing left behind",
+            hint: "this one fails before your code runs: compare the sentence",
+            alongside: None,
+        },
+    ],
+};
+
+/// A scenario's bundle: level 1's rootfs, built quietly (the transcript is
+/// about the runtime).
+fn build_bundle(dir: &Path) -> std::io::Result<()> {
+    crate::narrate::set_quiet(true);
+    let rootfs = chroot::Rootfs::create(Some(&dir.join("rootfs")), Path::new(chroot::BUSYBOX))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    rootfs.keep();
+    Ok(())
+}
+
+/// Whatever a scenario left in its bundle's state (a lab that stopped
+/// half-way), deleted with force.
+fn delete_every_container(dir: &Path) {
+    crate::narrate::set_quiet(true);
+    if let Ok(runtime) = Runtime::new(&dir.join("state")) {
+        for state in runtime.list().unwrap_or_default() {
+            let _ = runtime.delete(&state.id, true);
+        }
+    }
+}
+
 /// Appends an error to the log file containerd gave us, as runc writes it:
 /// one JSON object a line with --log-format json, else plain text. A log
 /// that cannot be written is no reason to fail more.
@@ -485,11 +575,8 @@ fn spawn(
     spawn_in_new_namespaces(plan.namespaces, Some(&mut prepare), |ready| {
         set_up_inside(plan, console)?;
         let program = find_program(&plan.process.args[0], &plan.process.env)?;
-        ready();
-        // Reopen the FIFO through our handle on it (its path is outside
-        // our root now); this waits for `start`.
-        let waiting = kernel::open_write(&PathBuf::from(format!("/proc/self/fd/{}", fifo.as_raw_fd())))?;
-        kernel::write_to(&waiting, b"0", "exec.fifo")?;
+        // The process stays here until `start`; `create` is done once it is.
+        let _door = wait_for_start(fifo, ready)?;
         Err(kernel::execve(&program, &plan.process.args, &plan.process.env))
     })
 }
