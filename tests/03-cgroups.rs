@@ -1,6 +1,6 @@
 //! Level 3: cgroups. The scenarios' transcripts are snapshots, one set per
 //! cgroup version (this machine records its own; the v2 set comes from the
-//! VM test in tests/03-cgroups-v2-vm.rs). The other tests check the kernel's
+//! VM test in tests/cgroup-v2-vm.rs). The other tests check the kernel's
 //! own counters and that no group is ever left behind.
 
 mod common;
