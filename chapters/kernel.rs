@@ -336,6 +336,22 @@ pub fn no_new_privileges() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| failed("prctl(PR_SET_NO_NEW_PRIVS)".into(), e))
 }
 
+/// Writes /proc/self/oom_score_adj: how the OOM killer ranks this process
+/// (-1000 never, 1000 first). Going below the current score needs
+/// CAP_SYS_RESOURCE.
+pub fn set_oom_score_adj(score: i32) -> Result<()> {
+    let file = Path::new("/proc/self/oom_score_adj");
+    narrate!("write({file:?}, {:?})", score.to_string());
+    std::fs::write(file, score.to_string()).map_err(|e| match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::EACCES) | Some(Errno::EPERM) => Error::new(format!(
+            "an oomScoreAdj of {score}, below the current score, needs CAP_SYS_RESOURCE, which this process \
+             lacks: ask for the current score or more"
+        )),
+        Some(Errno::EINVAL) => Error::new(format!("an oomScoreAdj of {score} is outside -1000..=1000")),
+        _ => io_failed(format!("write({file:?})"), e),
+    })
+}
+
 /// The capabilities by number, as <linux/capability.h> numbers them.
 pub const CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN",

@@ -165,6 +165,13 @@ fn has_crun() -> bool {
     !missing
 }
 
+/// Whether this process has capability `number` (24: CAP_SYS_RESOURCE).
+fn has_capability(number: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let effective = status.lines().find_map(|line| line.strip_prefix("CapEff:")).unwrap();
+    u64::from_str_radix(effective.trim(), 16).unwrap() & (1 << number) != 0
+}
+
 /// An id no other test uses; it names runc's cgroups too, which the
 /// leftover check looks for by the podlab- prefix.
 fn unique_id() -> String {
@@ -299,13 +306,24 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
         return;
     }
     type Edit = Box<dyn FnOnce(&mut Value)>;
-    let cases: Vec<(&str, Edit)> = vec![
+    let mut cases: Vec<(&str, Edit)> = vec![
         ("no process args", Box::new(|c: &mut Value| c["process"]["args"] = Value::Array(vec![]))),
         ("a root that does not exist", Box::new(|c: &mut Value| c["root"]["path"] = "no-such-rootfs".into())),
         (
             "an unknown namespace type",
             Box::new(|c: &mut Value| {
                 c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "nonsense"}))
+            }),
+        ),
+        (
+            "a sysctl of the host's",
+            Box::new(|c: &mut Value| c["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "10"})),
+        ),
+        (
+            "a network sysctl without a network namespace",
+            Box::new(|c: &mut Value| {
+                c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+                c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
             }),
         ),
         (
@@ -316,6 +334,12 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             }),
         ),
     ];
+    // Lowering the OOM score needs CAP_SYS_RESOURCE, which some machines
+    // (this CI's among them) do not give even to root.
+    if !has_capability(24) {
+        let lower: Edit = Box::new(|c: &mut Value| c["process"]["oomScoreAdj"] = (-500).into());
+        cases.push(("an oomScoreAdj below the current score, without CAP_SYS_RESOURCE", lower));
+    }
     for (what, edit) in cases {
         let bundle = Bundle::new("bad", edit);
         for runtime in [Runtime::Runc, Runtime::Ours] {
@@ -360,6 +384,31 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
     let ours = Runtime::Ours.run(&bundle, &["state", "no-such-container"]);
     assert_eq!(ours.code, Some(1));
     assert_eq!(ours.stderr.lines().count(), 1, "{}", ours.stderr);
+}
+
+/// The container's own kernel parameters (IPC, network and UTS ones, in
+/// its namespaces) and its OOM score: what runc sets, ours sets.
+#[test]
+fn sysctl_and_oom_score_as_with_runc() {
+    if !needs_runc("sysctl_and_oom_score_as_with_runc") {
+        return;
+    }
+    let show = "cat /proc/self/oom_score_adj /proc/sys/kernel/shmmax /proc/sys/net/ipv4/ip_forward \
+                /proc/sys/kernel/domainname /proc/sys/fs/mqueue/msg_max";
+    let bundle = Bundle::new("sysctl", |config| {
+        args_of(&["sh", "-c", show])(config);
+        config["process"]["oomScoreAdj"] = 500.into();
+        config["linux"]["sysctl"] = serde_json::json!({
+            "kernel.shmmax": "123456",
+            "net.ipv4.ip_forward": "1",
+            "kernel.domainname": "example.org",
+            "fs.mqueue.msg_max": "20",
+        });
+    });
+    let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+    assert_eq!(theirs.stdout, "500\n123456\n1\nexample.org\n20\n", "runc: {}", theirs.stderr);
+    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+    assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
 }
 
 /// `spec` writes a config that parses and that runc runs as well.

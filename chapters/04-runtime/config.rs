@@ -38,6 +38,9 @@ pub struct Plan {
     pub cgroups_path: Option<String>,
     /// linux.resources: memory, pids and cpu, through level 3.
     pub limits: Limits,
+    /// linux.sysctl: kernel parameters of the container's own namespaces,
+    /// as (file under /proc/sys, value).
+    pub sysctl: Vec<(PathBuf, String)>,
 }
 
 /// The process a container runs (or `exec` runs in it), read off a
@@ -55,6 +58,9 @@ pub struct ProcessPlan {
     pub additional_gids: Vec<u32>,
     pub no_new_privileges: bool,
     pub rlimits: Vec<(PosixRlimitType, u64, u64)>,
+    /// process.oomScoreAdj: how much likelier (or, below 0, less likely)
+    /// the OOM killer is to pick this process.
+    pub oom_score_adj: Option<i32>,
     /// process.capabilities as bit sets, if the config has them.
     pub capabilities: Option<CapabilitySets>,
     /// What the config asks for that will not be done, told before create.
@@ -265,6 +271,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         )));
     }
     let limits = limits(linux.and_then(|l| l.resources().as_ref()))?;
+    let sysctl = sysctl(linux.and_then(|l| l.sysctl().as_ref()), namespaces, &join)?;
     Ok(Plan {
         process,
         join,
@@ -279,7 +286,63 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         hostname,
         ids,
         mounts,
+        sysctl,
     })
+}
+
+/// linux.sysctl, checked as runc checks it: only parameters that belong to
+/// a namespace the container has of its own (or joins), since the others
+/// are the host's and would change it for everyone.
+fn sysctl(
+    settings: Option<&std::collections::HashMap<String, String>>,
+    namespaces: CloneFlags,
+    join: &[(CloneFlags, PathBuf)],
+) -> Result<Vec<(PathBuf, String)>> {
+    let owns = |kind: CloneFlags| namespaces.contains(kind) || join.iter().any(|(joined, _)| *joined == kind);
+    let mut files = Vec::new();
+    for (key, value) in settings.into_iter().flatten() {
+        let parts: Vec<&str> = key.split(['.', '/']).collect();
+        if parts.iter().any(|part| part.is_empty() || *part == "..") {
+            return Err(Error::new(format!(
+                "sysctl {key:?} is not a parameter name such as net.ipv4.ip_forward"
+            )));
+        }
+        const IPC: [&str; 8] = [
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+            "kernel.shmall",
+            "kernel.shmmax",
+            "kernel.shmmni",
+            "kernel.shm_rmid_forced",
+        ];
+        let namespace = if IPC.contains(&key.as_str()) || key.starts_with("fs.mqueue.") {
+            Some((CloneFlags::CLONE_NEWIPC, "ipc"))
+        } else if key.starts_with("net.") {
+            Some((CloneFlags::CLONE_NEWNET, "network"))
+        } else if key == "kernel.hostname" || key == "kernel.domainname" {
+            Some((CloneFlags::CLONE_NEWUTS, "uts"))
+        } else {
+            None
+        };
+        match namespace {
+            Some((kind, _)) if owns(kind) => {}
+            Some((_, name)) => {
+                return Err(Error::new(format!(
+                    "sysctl {key} belongs to the {name} namespace, and the container has none of its own: add one, or leave it out"
+                )))
+            }
+            None => {
+                return Err(Error::new(format!(
+                    "sysctl {key} is not in a namespace of the container's: it would change the host; leave it out"
+                )))
+            }
+        }
+        files.push((Path::new("/proc/sys").join(parts.join("/")), value.clone()));
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// The process part of a config (or of `exec --process`'s file), checked.
@@ -335,6 +398,7 @@ pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan>
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         rlimits,
+        oom_score_adj: process.oom_score_adj(),
     })
 }
 

@@ -605,6 +605,11 @@ fn set_up_inside(plan: &Plan, console: Option<&OwnedFd>) -> Result<()> {
     if has(CloneFlags::CLONE_NEWNS) && !has(CloneFlags::CLONE_NEWUSER) {
         create_default_devices()?;
     }
+    // The container's own kernel parameters, while /proc/sys is writable:
+    // protect_paths makes it read-only next.
+    for (file, value) in &plan.sysctl {
+        kernel::write_file(file, value)?;
+    }
     protect_paths(plan)?;
     if let Some(console) = console {
         // A terminal from the container's own devpts; its master end goes
@@ -628,6 +633,9 @@ fn set_up_inside(plan: &Plan, console: Option<&OwnedFd>) -> Result<()> {
 /// and for one `exec` starts in it: limits, working directory, capabilities
 /// and the user it runs as.
 fn become_the_process(process: &ProcessPlan) -> Result<()> {
+    if let Some(score) = process.oom_score_adj {
+        kernel::set_oom_score_adj(score)?;
+    }
     for (kind, soft, hard) in &process.rlimits {
         kernel::setrlimit(&kind.to_string(), resource(*kind), *soft, *hard)?;
     }
