@@ -239,11 +239,15 @@ fn the_lifecycle_goes_as_with_runc() {
     if !needs_runc("the_lifecycle_goes_as_with_runc") {
         return;
     }
-    let bundle = Bundle::new("lifecycle", args_of(&["sh", "-c", "sleep 0.3"]));
+    let bundle = Bundle::new("lifecycle", |config| {
+        args_of(&["sh", "-c", "sleep 0.3"])(config);
+        config["annotations"] = serde_json::json!({"io.podlab.level": "4"});
+    });
     for runtime in [Runtime::Runc, Runtime::Ours] {
         let id = unique_id();
         assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0), "{runtime:?} create");
         let created = runtime.state(&bundle, &id).unwrap();
+        assert_eq!(created["annotations"], serde_json::json!({"io.podlab.level": "4"}), "{runtime:?}");
         assert_eq!(created["status"], "created", "{runtime:?}");
         assert!(created["pid"].as_i64().unwrap() > 0, "{runtime:?}");
         assert_eq!(created["id"], id.as_str());
@@ -493,13 +497,25 @@ fn hooks_run_where_runc_runs_them() {
             let file = dir.join(format!("{which}.json"));
             serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", format!("cat > {}", file.display())]})
         };
-        serde_json::json!({"prestart": [hook("prestart")], "poststart": [hook("poststart")], "poststop": [hook("poststop")]})
+        // startContainer runs in the container, after the pivot: its path
+        // and the file it writes are the container's.
+        let inside =
+            serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "cat > /startContainer.json"]});
+        serde_json::json!({
+            "prestart": [hook("prestart")],
+            "createRuntime": [hook("createRuntime")],
+            "createContainer": [hook("createContainer")],
+            "startContainer": [inside],
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        })
     };
     let scratch = Scratch::new("hook-records");
     let records = scratch.path().to_path_buf();
     let bundle = Bundle::new("hooks", |config| {
         args_of(&["true"])(config);
         config["hooks"] = recorded(&records);
+        config["root"]["readonly"] = false.into();
     });
     let mut seen = Vec::new();
     for runtime in [Runtime::Runc, Runtime::Ours] {
@@ -507,8 +523,14 @@ fn hooks_run_where_runc_runs_them() {
         let outcome = runtime.run(&bundle, &["run", &id]);
         assert_eq!(outcome.code, Some(0), "{runtime:?}: {}", outcome.stderr);
         let mut statuses = Vec::new();
-        for which in ["prestart", "poststart", "poststop"] {
-            let file = records.join(format!("{which}.json"));
+        for which in
+            ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"]
+        {
+            let file = if which == "startContainer" {
+                bundle.path().join("rootfs").join("startContainer.json")
+            } else {
+                records.join(format!("{which}.json"))
+            };
             let state: Value = serde_json::from_str(
                 &std::fs::read_to_string(&file)
                     .unwrap_or_else(|_| panic!("{runtime:?} did not run the {which} hook")),
@@ -516,7 +538,13 @@ fn hooks_run_where_runc_runs_them() {
             .unwrap();
             assert_eq!(state["id"], id.as_str(), "{runtime:?} {which}");
             assert_eq!(state["bundle"], bundle.path().to_str().unwrap(), "{runtime:?} {which}");
-            statuses.push(state["status"].as_str().unwrap().to_string());
+            // The pid as the hook's side sees it: pid 1 inside.
+            let pid = match state["pid"].as_i64() {
+                None | Some(0) => "none",
+                Some(1) => "1",
+                Some(_) => "outside",
+            };
+            statuses.push(format!("{which}: {}, pid {pid}", state["status"].as_str().unwrap()));
             std::fs::remove_file(file).unwrap();
         }
         seen.push(statuses);

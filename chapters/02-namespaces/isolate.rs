@@ -16,7 +16,9 @@ use crate::chroot;
 // ANCHOR: pivot_into
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
 /// tree, with `mounts` made inside it, and lets go of the host's root.
-pub fn pivot_into(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
+/// `before_pivot` runs once the mounts are made, while the host's files are
+/// still in view (level 4 runs its createContainer hooks there).
+pub fn pivot_into(rootfs: &Path, mounts: &[Mount], before_pivot: impl FnOnce() -> Result<()>) -> Result<()> {
     // Our mount namespace began as a copy of the host's, and its mounts may
     // still share events with the host's: make every one private first, so
     // that nothing we mount or unmount from here on reaches the host.
@@ -38,6 +40,7 @@ pub fn pivot_into(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
             mount.data.as_deref(),
         )?;
     }
+    before_pivot()?;
     // pivot_root(".", "."): the new root becomes "/", and the old root is
     // stacked on top of it, on the same directory...
     kernel::chdir(rootfs)?;

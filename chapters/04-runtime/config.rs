@@ -41,6 +41,8 @@ pub struct Plan {
     /// linux.sysctl: kernel parameters of the container's own namespaces,
     /// as (file under /proc/sys, value).
     pub sysctl: Vec<(PathBuf, String)>,
+    /// The config's annotations, which its state repeats.
+    pub annotations: std::collections::BTreeMap<String, String>,
 }
 
 /// The process a container runs (or `exec` runs in it), read off a
@@ -67,12 +69,19 @@ pub struct ProcessPlan {
     pub warnings: Vec<String>,
 }
 
-/// The hooks of the lifecycle that run in the runtime's namespaces.
+/// The hooks of the lifecycle: most run in the runtime's namespaces, two
+/// in the container's.
 #[derive(Clone, Debug, Default)]
 pub struct Hooks {
     /// prestart (deprecated, still run) and createRuntime: during create,
     /// once the namespaces exist, before the first process sets itself up.
     pub create_runtime: Vec<Hook>,
+    /// In the container's namespaces, its mounts made, before pivot_root:
+    /// the path is the host's.
+    pub create_container: Vec<Hook>,
+    /// In the container, once start has come, just before the program: the
+    /// path is the container's.
+    pub start_container: Vec<Hook>,
     /// After start.
     pub poststart: Vec<Hook>,
     /// At delete, once the container has stopped.
@@ -89,13 +98,6 @@ pub struct Hook {
 
 fn hooks(spec: &Spec) -> Result<Hooks> {
     let Some(hooks) = spec.hooks() else { return Ok(Hooks::default()) };
-    if hooks.create_container().as_ref().is_some_and(|h| !h.is_empty())
-        || hooks.start_container().as_ref().is_some_and(|h| !h.is_empty())
-    {
-        return Err(Error::new(
-            "createContainer and startContainer hooks (run inside the container) are not supported yet: leave them out",
-        ));
-    }
     let convert = |list: &Option<Vec<oci_spec::runtime::Hook>>| -> Result<Vec<Hook>> {
         list.iter()
             .flatten()
@@ -127,7 +129,13 @@ fn hooks(spec: &Spec) -> Result<Hooks> {
     #[allow(deprecated)]
     let mut create_runtime = convert(hooks.prestart())?;
     create_runtime.extend(convert(hooks.create_runtime())?);
-    Ok(Hooks { create_runtime, poststart: convert(hooks.poststart())?, poststop: convert(hooks.poststop())? })
+    Ok(Hooks {
+        create_runtime,
+        create_container: convert(hooks.create_container())?,
+        start_container: convert(hooks.start_container())?,
+        poststart: convert(hooks.poststart())?,
+        poststop: convert(hooks.poststop())?,
+    })
 }
 
 /// The five capability sets of a process, one bit per capability number.
@@ -287,6 +295,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         ids,
         mounts,
         sysctl,
+        annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
     })
 }
 

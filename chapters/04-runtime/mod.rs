@@ -234,12 +234,12 @@ impl Runtime {
             rootfs: plan.rootfs.clone(),
             created: String::new(),
             owner: String::new(),
-            annotations: BTreeMap::new(),
+            annotations: plan.annotations.clone(),
         };
         // The console socket is on the host's paths: connected here, used
         // by the child once it has its terminal.
         let console = console_socket.map(kernel::connect_unix).transpose()?;
-        let pid = spawn(&plan, &fifo, &cgroup, console.as_ref(), |pid| {
+        let pid = spawn(&plan, &fifo, &cgroup, console.as_ref(), &hook_state(Pid::this()), |pid| {
             run_hooks(&plan.hooks.create_runtime, &hook_state(pid), "createRuntime")
         })?;
         drop(console);
@@ -252,7 +252,7 @@ impl Runtime {
             created: rfc3339(SystemTime::now()),
             start_time: process_start_time(pid.as_raw()).unwrap_or(0),
             cgroup: Some(cgroup.name.clone()),
-            annotations: BTreeMap::new(),
+            annotations: plan.annotations.clone(),
         };
         let json = serde_json::to_string(&record).expect("a record is plain data");
         kernel::write_file(&self.dir(id).join("state.json"), &json)?;
@@ -558,6 +558,7 @@ fn spawn(
     fifo: &OwnedFd,
     cgroup: &Cgroup,
     console: Option<&OwnedFd>,
+    state: &State,
     hooks: impl Fn(Pid) -> Result<()>,
 ) -> Result<Pid> {
     // Namespaces to join are joined here, before the clone: the child is
@@ -573,10 +574,16 @@ fn spawn(
         hooks(child)
     };
     spawn_in_new_namespaces(plan.namespaces, Some(&mut prepare), |ready| {
-        set_up_inside(plan, console)?;
+        // The hooks that run in here are told the process as it sees
+        // itself (pid 1, in a PID namespace of its own), as in runc.
+        let seen_inside = |status| State { pid: nix::unistd::getpid().as_raw(), status, ..state.clone() };
+        set_up_inside(plan, console, || {
+            run_hooks(&plan.hooks.create_container, &seen_inside(Status::Creating), "createContainer")
+        })?;
         let program = find_program(&plan.process.args[0], &plan.process.env)?;
         // The process stays here until `start`; `create` is done once it is.
         let _door = wait_for_start(fifo, ready)?;
+        run_hooks(&plan.hooks.start_container, &seen_inside(Status::Created), "startContainer")?;
         Err(kernel::execve(&program, &plan.process.args, &plan.process.env))
     })
 }
@@ -586,7 +593,11 @@ fn spawn(
 /// What the first process does inside its new namespaces, in the order the
 /// specification implies: ids mapped, host name, network, mounts and root,
 /// limits, working directory, then the user it runs as.
-fn set_up_inside(plan: &Plan, console: Option<&OwnedFd>) -> Result<()> {
+fn set_up_inside(
+    plan: &Plan,
+    console: Option<&OwnedFd>,
+    before_pivot: impl FnOnce() -> Result<()>,
+) -> Result<()> {
     let has = |kind| plan.namespaces.contains(kind);
     if has(CloneFlags::CLONE_NEWUSER) {
         kernel::become_root()?;
@@ -598,8 +609,9 @@ fn set_up_inside(plan: &Plan, console: Option<&OwnedFd>) -> Result<()> {
         kernel::set_link_up("lo")?;
     }
     if has(CloneFlags::CLONE_NEWNS) {
-        namespaces::pivot_into(&plan.rootfs, &plan.mounts)?;
+        namespaces::pivot_into(&plan.rootfs, &plan.mounts, before_pivot)?;
     } else {
+        before_pivot()?;
         chroot::enter(&plan.rootfs)?;
     }
     if has(CloneFlags::CLONE_NEWNS) && !has(CloneFlags::CLONE_NEWUSER) {

@@ -23,11 +23,12 @@ use crate::chroot;
 
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
 /// tree, with `mounts` made inside it, and lets go of the host's root.
-pub fn pivot_into(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
+/// `before_pivot` runs once the mounts are made, before the pivot.
+pub fn pivot_into(rootfs: &Path, mounts: &[Mount], before_pivot: impl FnOnce() -> Result<()>) -> Result<()> {
     todo!(
         "make \"/\" MS_REC|MS_PRIVATE, bind the rootfs onto itself (MS_BIND|MS_REC), for each mount: \
-         find its target with chroot::path_inside, kernel::mkdir_all it, kernel::mount it; then chdir into \
-         the rootfs, pivot_root(\".\", \".\"), umount_detach(\".\"), chdir(\"/\")"
+         find its target with chroot::path_inside, kernel::mkdir_all it, kernel::mount it; call before_pivot()?; \
+         then chdir into the rootfs, pivot_root(\".\", \".\"), umount_detach(\".\"), chdir(\"/\")"
     )
 }
 
