@@ -719,6 +719,39 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
     assert_ne!(Runtime::Ours.detached(&bundle, &["create", &unique_id()]), Some(0));
 }
 
+/// exec with a terminal: the master end comes over the console socket, as
+/// containerd's shim asks for it (`exec --detach --tty --console-socket`).
+#[test]
+fn exec_with_a_terminal_as_with_runc() {
+    if !needs_runc("exec_with_a_terminal_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("exec-tty", args_of(&["sleep", "30"]));
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0));
+        let socket = bundle.path().join(format!("{runtime:?}-exec.sock"));
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let receiver = std::thread::spawn(move || receive_terminal(listener));
+        let socket = socket.to_str().unwrap().to_string();
+        let look = "tty; [ -t 0 ] && echo stdin is a terminal; ps -o comm";
+        let exec = ["exec", "--detach", "--tty", "--console-socket", &socket, &id, "sh", "-c", look];
+        assert_eq!(runtime.detached(&bundle, &exec), Some(0), "{runtime:?}");
+        let master = receiver.join().unwrap();
+        let mut output = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while let Ok(read @ 1..) = nix::unistd::read(&master, &mut buffer) {
+            output.extend_from_slice(&buffer[..read]);
+        }
+        seen.push(String::from_utf8_lossy(&output).replace("\r\n", "\n"));
+        assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+    }
+    assert!(seen[0].starts_with("/dev/pts/0\nstdin is a terminal\n"), "runc's: {}", seen[0]);
+    assert_eq!(seen[1], seen[0], "on the terminal: ours (left), runc's (right)");
+}
+
 /// exec: a second process in a running container sees what its first one
 /// sees, runs as the config says (or as a process file says), and ends
 /// with its own status; a stopped container takes no exec. As with runc.

@@ -114,6 +114,12 @@ enum Command {
         /// Return once the process runs, instead of waiting for it.
         #[arg(short, long)]
         detach: bool,
+        /// Give the process a terminal (its master end goes to --console-socket).
+        #[arg(short, long)]
+        tty: bool,
+        /// Where to send the terminal's master end.
+        #[arg(long, value_name = "SOCKET")]
+        console_socket: Option<PathBuf>,
         #[arg(long, value_name = "FILE")]
         pid_file: Option<PathBuf>,
         /// An environment variable to add or replace, NAME=VALUE.
@@ -177,12 +183,14 @@ fn run(args: Args) -> Result<ExitCode> {
         }
         Command::Kill { all, id, signal } => runtime.kill(&id, parse_signal(&signal)?, all)?,
         Command::Delete { force, id } => runtime.delete(&id, force)?,
-        Command::Exec { process, detach, pid_file, env, cwd, user, id, command } => {
+        Command::Exec { process, detach, tty, console_socket, pid_file, env, cwd, user, id, command } => {
             let process = match process {
                 Some(file) => podlab::runtime::load_process(&file)?,
-                None => exec_process(runtime.configured_process(&id)?, command, env, cwd, user)?,
+                None => exec_process(runtime.configured_process(&id)?, command, env, cwd, user, tty)?,
             };
-            if let Some(exit) = runtime.exec(&id, &process, pid_file.as_deref(), detach)? {
+            if let Some(exit) =
+                runtime.exec(&id, &process, pid_file.as_deref(), console_socket.as_deref(), detach)?
+            {
                 return Ok(exit.exit_code());
             }
         }
@@ -220,6 +228,7 @@ fn exec_process(
     env: Vec<String>,
     cwd: Option<PathBuf>,
     user: Option<String>,
+    tty: bool,
 ) -> Result<ProcessPlan> {
     if command.is_empty() {
         return Err(Error::new("exec needs a command to run, or --process FILE"));
@@ -242,7 +251,7 @@ fn exec_process(
         process.uid = uid.parse().map_err(|_| bad())?;
         process.gid = gid.parse().map_err(|_| bad())?;
     }
-    process.terminal = false;
+    process.terminal = tty;
     Ok(process)
 }
 

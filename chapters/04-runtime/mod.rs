@@ -196,17 +196,7 @@ impl Runtime {
         for warning in &plan.process.warnings {
             eprintln!("warning: {warning}");
         }
-        match (plan.process.terminal, console_socket) {
-            (true, None) => {
-                return Err(Error::new(
-                    "process.terminal is true: give --console-socket, where the terminal's master end is to be sent",
-                ))
-            }
-            (false, Some(_)) => {
-                return Err(Error::new("--console-socket is only for a process.terminal that is true: leave it out"))
-            }
-            _ => {}
-        }
+        check_console(plan.process.terminal, console_socket)?;
         if self.dir(id).exists() {
             return Err(Error::new(format!(
                 "container {id} exists already: delete it first, or choose another id"
@@ -302,6 +292,7 @@ impl Runtime {
         id: &str,
         process: &ProcessPlan,
         pid_file: Option<&Path>,
+        console_socket: Option<&Path>,
         detach: bool,
     ) -> Result<Option<Exit>> {
         let state = self.state(id)?;
@@ -311,9 +302,9 @@ impl Runtime {
                 state.status
             )));
         }
-        if process.terminal {
-            return Err(Error::new("exec with a terminal is not supported yet: set terminal to false"));
-        }
+        check_console(process.terminal, console_socket)?;
+        // On the host's paths, so before joining the container's.
+        let console = console_socket.map(kernel::connect_unix).transpose()?;
         if let Some(name) = self.record(id)?.cgroup {
             let cgroup = Cgroup::existing(Version::of_this_machine()?, &name);
             cgroup.join_self()?;
@@ -324,6 +315,9 @@ impl Runtime {
         // Joined its mount namespace: the program is looked up in its files.
         let program = find_program(&process.args[0], &process.env)?;
         let child = spawn_in_new_namespaces(CloneFlags::empty(), None, |ready| {
+            if let Some(console) = &console {
+                give_a_terminal(console)?;
+            }
             become_the_process(process)?;
             ready();
             Err(kernel::execve(&program, &process.args, &process.env))
@@ -624,12 +618,7 @@ fn set_up_inside(
     }
     protect_paths(plan)?;
     if let Some(console) = console {
-        // A terminal from the container's own devpts; its master end goes
-        // to whoever listens on the console socket (containerd's shim).
-        let (master, terminal) = kernel::open_pty()?;
-        kernel::send_fd(console, &master, &terminal.display().to_string(), "the terminal's master end")?;
-        drop(master);
-        kernel::take_terminal(&terminal)?;
+        give_a_terminal(console)?;
     }
     if plan.readonly_root {
         let flags =
@@ -639,6 +628,29 @@ fn set_up_inside(
     become_the_process(&plan.process)
 }
 // ANCHOR_END: set_up_inside
+
+/// A terminal from the container's own devpts for this process: its master
+/// end goes to whoever listens on the console socket (containerd's shim).
+fn give_a_terminal(console: &OwnedFd) -> Result<()> {
+    let (master, terminal) = kernel::open_pty()?;
+    kernel::send_fd(console, &master, &terminal.display().to_string(), "the terminal's master end")?;
+    drop(master);
+    kernel::take_terminal(&terminal)
+}
+
+/// A terminal needs somewhere to send its master end, and a console socket
+/// is only for a terminal.
+fn check_console(terminal: bool, console_socket: Option<&Path>) -> Result<()> {
+    match (terminal, console_socket) {
+        (true, None) => Err(Error::new(
+            "the process asks for a terminal: give --console-socket, where the terminal's master end is to be sent",
+        )),
+        (false, Some(_)) => {
+            Err(Error::new("--console-socket is only for a process with a terminal: leave it out, or ask for one"))
+        }
+        _ => Ok(()),
+    }
+}
 
 // ANCHOR: become_the_process
 /// The last steps before execve, the same for a container's first process
