@@ -19,6 +19,7 @@ use serde_json::Value;
 scenario_tests!(LEVEL;
     run_a_default_bundle => "run",
     lifecycle => "lifecycle",
+    pause => "pause",
     mounts => "mounts",
     no_rootfs => "no-rootfs",
 );
@@ -717,6 +718,72 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
 
     // A terminal needs a console socket, and a console socket a terminal.
     assert_ne!(Runtime::Ours.detached(&bundle, &["create", &unique_id()]), Some(0));
+}
+
+/// pause and resume (the cgroup freezer), ps in both formats, and a force
+/// delete of a paused container: the same statuses, refusals and process
+/// lists as runc's.
+#[test]
+fn pause_resume_and_ps_as_with_runc() {
+    if !needs_runc("pause_resume_and_ps_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("pause", args_of(&["sh", "-c", "sleep 30 & sleep 30"]));
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let status = || runtime.state(&bundle, &id).unwrap()["status"].as_str().unwrap().to_string();
+        let code = |args: &[&str]| runtime.detached(&bundle, args);
+        assert_eq!(code(&["create", &id]), Some(0));
+        // Paused before start, a container is created again once resumed.
+        let pause_created = code(&["pause", &id]);
+        let paused_created = status();
+        let resume_created = code(&["resume", &id]);
+        let created_again = status();
+        assert_eq!(code(&["start", &id]), Some(0), "{runtime:?}");
+        // Two sleeps, once sh has started the first and become the second.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let pids = loop {
+            let json = runtime.run(&bundle, &["ps", "--format", "json", &id]);
+            let pids: Vec<i64> = serde_json::from_str(&json.stdout).unwrap_or_default();
+            if pids.len() == 2 || std::time::Instant::now() > deadline {
+                break pids;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let table = runtime.run(&bundle, &["ps", &id]);
+        let sleeping = table.stdout.lines().filter(|line| line.ends_with("sleep 30")).count();
+        let header = table
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let pause = code(&["pause", &id]);
+        let paused = status();
+        // Refused (runc ends with 255 there, ours with 1, its code for every error).
+        let exec_while_paused = code(&["exec", &id, "true"]) != Some(0);
+        let pause_twice = code(&["pause", &id]);
+        let resume = code(&["resume", &id]);
+        let resumed = status();
+        let resume_twice = code(&["resume", &id]);
+        let pause_again = code(&["pause", &id]);
+        let delete_paused = code(&["delete", "--force", &id]);
+        let gone = runtime.state(&bundle, &id).is_none();
+        seen.push(format!(
+            "pause before start {pause_created:?}: {paused_created}, resume {resume_created:?}: \
+             {created_again}; {} pids; ps: {header}, {sleeping} sleeping; \
+             pause {pause:?}: {paused}; exec refused while paused: {exec_while_paused}; pause twice {pause_twice:?}; \
+             resume {resume:?}: {resumed}; resume twice {resume_twice:?}; pause {pause_again:?}, \
+             delete --force {delete_paused:?}, gone {gone}",
+            pids.len()
+        ));
+    }
+    assert!(seen[0].contains("2 pids; ps: UID PID, 2 sleeping; pause Some(0): paused"), "runc: {}", seen[0]);
+    assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
 }
 
 /// exec with a terminal: the master end comes over the console socket, as

@@ -29,6 +29,10 @@ pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// The controllers this level uses. Under v1, each has a tree of its own
 /// (cpuacct counts CPU time, cpu limits it).
 const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
+/// Under v1, the freezer has a tree of its own too; a runtime's groups are
+/// made in it (to pause a container), this level's are not. Under v2 every
+/// group can be frozen.
+const FREEZER: &str = "freezer";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
@@ -150,10 +154,20 @@ impl Cgroup {
     /// A name may be a path, as runtimes are given (`default/c1`): parents
     /// that are missing are made, and left in place afterwards, as runc does.
     pub fn create(version: Version, name: &str) -> Result<Cgroup> {
+        Self::create_in(version, name, &CONTROLLERS)
+    }
+
+    /// Makes the group `name` as [`create`](Cgroup::create) does, in the
+    /// freezer's tree too under v1: a group that can be paused.
+    pub fn create_freezable(version: Version, name: &str) -> Result<Cgroup> {
+        Self::create_in(version, name, &[CONTROLLERS.as_slice(), &[FREEZER]].concat())
+    }
+
+    fn create_in(version: Version, name: &str, controllers: &[&'static str]) -> Result<Cgroup> {
         let name = name.trim_start_matches('/');
         let mut cgroup = Cgroup { version, name: name.to_string(), dirs: Vec::new(), owned: true };
         let root = Path::new(CGROUP_ROOT);
-        let wanted = Self::directories(version, name);
+        let wanted = Self::directories(version, name, controllers);
         for (_, dir) in &wanted {
             if dir.exists() {
                 return Err(Error::new(format!(
@@ -162,7 +176,7 @@ impl Cgroup {
                 )));
             }
         }
-        check_controllers(version)?;
+        check_controllers(version, controllers)?;
         for (controller, dir) in wanted {
             let parent = dir.parent().unwrap_or(root);
             kernel::mkdir_all(parent)?;
@@ -187,10 +201,14 @@ impl Cgroup {
     }
 
     /// Where a group of this name is, in each tree (v1) or the one (v2).
-    fn directories(version: Version, name: &str) -> Vec<(&'static str, PathBuf)> {
+    fn directories(
+        version: Version,
+        name: &str,
+        controllers: &[&'static str],
+    ) -> Vec<(&'static str, PathBuf)> {
         let root = Path::new(CGROUP_ROOT);
         match version {
-            Version::V1 => CONTROLLERS.iter().map(|c| (*c, root.join(c).join(name))).collect(),
+            Version::V1 => controllers.iter().map(|c| (*c, root.join(c).join(name))).collect(),
             Version::V2 => vec![("", root.join(name))],
         }
     }
@@ -198,7 +216,11 @@ impl Cgroup {
     /// A group made before, by another run, to remove it (dropping it does).
     pub fn existing(version: Version, name: &str) -> Cgroup {
         let name = name.trim_start_matches('/');
-        let dirs = Self::directories(version, name).into_iter().filter(|(_, dir)| dir.exists()).collect();
+        let every_tree = [CONTROLLERS.as_slice(), &[FREEZER]].concat();
+        let dirs = Self::directories(version, name, &every_tree)
+            .into_iter()
+            .filter(|(_, dir)| dir.exists())
+            .collect();
         Cgroup { version, name: name.to_string(), dirs, owned: true }
     }
 
@@ -245,6 +267,44 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Freezes every process in the group (`frozen`), or thaws them, and
+    /// waits until the kernel says it is done: a process in the middle of a
+    /// system call stops only once it leaves it.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        let (file, value) = match (self.version, frozen) {
+            (Version::V1, true) => (self.file(FREEZER, "freezer.state"), "FROZEN"),
+            (Version::V1, false) => (self.file(FREEZER, "freezer.state"), "THAWED"),
+            (Version::V2, true) => (self.file("", "cgroup.freeze"), "1"),
+            (Version::V2, false) => (self.file("", "cgroup.freeze"), "0"),
+        };
+        kernel::write_file(&file, value)?;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.is_frozen() != frozen {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::new(format!(
+                    "the group {} did not {} within 10 s",
+                    self.name,
+                    if frozen { "freeze" } else { "thaw" }
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
+    }
+
+    /// Whether the group is frozen, all of it: v1 says FROZEN (FREEZING
+    /// while on the way), v2 "frozen 1" in cgroup.events.
+    pub fn is_frozen(&self) -> bool {
+        match self.version {
+            Version::V1 => {
+                self.dirs.iter().any(|(c, _)| *c == FREEZER)
+                    && std::fs::read_to_string(self.file(FREEZER, "freezer.state"))
+                        .is_ok_and(|state| state.trim() == "FROZEN")
+            }
+            Version::V2 => self.keyed("", "cgroup.events", "frozen") == Some(1),
+        }
+    }
+
     /// The processes in the group.
     pub fn members(&self) -> Vec<Pid> {
         let mut pids: Vec<Pid> = self
@@ -266,7 +326,11 @@ impl Drop for Cgroup {
         if !self.owned {
             return;
         }
-        // A group with processes in it cannot be removed: end them first.
+        // A group with processes in it cannot be removed: end them first,
+        // thawed, since under v1 a frozen process does not even die.
+        if self.is_frozen() {
+            let _ = self.freeze(false);
+        }
         kernel::kill_until_none_left(|| self.members(), "left in the group");
         for (_, dir) in self.dirs.drain(..).rev() {
             if let Err(error) = kernel::rmdir(&dir) {
@@ -277,11 +341,11 @@ impl Drop for Cgroup {
 }
 
 /// Refuses to go on when a controller this level needs is not there.
-fn check_controllers(version: Version) -> Result<()> {
+fn check_controllers(version: Version, controllers: &[&'static str]) -> Result<()> {
     let root = Path::new(CGROUP_ROOT);
     let missing: Vec<&str> = match version {
         Version::V1 => {
-            CONTROLLERS.iter().copied().filter(|c| !root.join(c).join("cgroup.procs").exists()).collect()
+            controllers.iter().copied().filter(|c| !root.join(c).join("cgroup.procs").exists()).collect()
         }
         Version::V2 => {
             let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();

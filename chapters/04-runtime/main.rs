@@ -135,6 +135,21 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Freeze every process of a running container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// List the processes of a container: `ps -ef`'s lines for them, or
+    /// their pids as JSON.
+    Ps {
+        /// table (ps's own output), or json (the pids).
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        id: String,
+        /// Options for ps, instead of -ef.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PS OPTIONS")]
+        ps_options: Vec<String>,
+    },
     /// List the containers under --root.
     List {
         /// table, or json (the states, as `state` prints each).
@@ -192,6 +207,22 @@ fn run(args: Args) -> Result<ExitCode> {
                 runtime.exec(&id, &process, pid_file.as_deref(), console_socket.as_deref(), detach)?
             {
                 return Ok(exit.exit_code());
+            }
+        }
+        Command::Pause { id } => runtime.pause(&id)?,
+        Command::Resume { id } => runtime.resume(&id)?,
+        Command::Ps { format, id, ps_options } => {
+            let pids = runtime.processes(&id)?;
+            match format.as_str() {
+                "json" => println!(
+                    "{}",
+                    serde_json::to_string(&pids.iter().map(|p| p.as_raw()).collect::<Vec<_>>())
+                        .expect("numbers")
+                ),
+                "table" => print!("{}", podlab::runtime::ps_lines(&pids, &ps_options)?),
+                other => {
+                    return Err(Error::new(format!("--format {other:?}: the formats are table and json")))
+                }
             }
         }
         Command::Run { bundle, pid_file, id } => {

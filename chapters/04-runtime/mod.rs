@@ -48,6 +48,8 @@ pub enum Status {
     Creating,
     Created,
     Running,
+    /// Running, but frozen by `pause` until `resume` (runc's addition).
+    Paused,
     Stopped,
 }
 
@@ -57,6 +59,7 @@ impl std::fmt::Display for Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }
@@ -149,11 +152,13 @@ impl Runtime {
 
     /// The state of container `id`, its status read off the kernel: its
     /// process alive and still waiting at the FIFO is created, alive past it
-    /// is running, gone (or a zombie) is stopped.
+    /// is running (or paused, its cgroup frozen), gone (or a zombie) is
+    /// stopped.
     pub fn state(&self, id: &str) -> Result<State> {
         let record = self.record(id)?;
         let alive = process_start_time(record.pid) == Some(record.start_time);
         let status = match (alive, self.fifo(id).exists()) {
+            (true, _) if self.cgroup(&record).is_some_and(|c| c.is_frozen()) => Status::Paused,
             (true, true) => Status::Created,
             (true, false) => Status::Running,
             (false, _) => Status::Stopped,
@@ -169,6 +174,49 @@ impl Runtime {
             owner: String::new(),
             annotations: record.annotations,
         })
+    }
+
+    /// The container's cgroup, to look at or change (never to remove: the
+    /// value is kept when dropped).
+    fn cgroup(&self, record: &Record) -> Option<KeptCgroup> {
+        let version = Version::of_this_machine().ok()?;
+        record.cgroup.as_ref().map(|name| KeptCgroup(Some(Cgroup::existing(version, name))))
+    }
+
+    /// Freezes every process of container `id` (runc's pause), created or
+    /// running; resume brings it back to where it was.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let state = self.state(id)?;
+        if !matches!(state.status, Status::Created | Status::Running) {
+            return Err(Error::new(format!(
+                "cannot pause container {id}: it is {}, not created or running",
+                state.status
+            )));
+        }
+        self.frozen_cgroup(id)?.freeze(true)
+    }
+
+    /// Thaws paused container `id` (runc's resume).
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let state = self.state(id)?;
+        if state.status != Status::Paused {
+            return Err(Error::new(format!(
+                "cannot resume container {id}: it is {}, not paused",
+                state.status
+            )));
+        }
+        self.frozen_cgroup(id)?.freeze(false)
+    }
+
+    fn frozen_cgroup(&self, id: &str) -> Result<KeptCgroup> {
+        self.cgroup(&self.record(id)?)
+            .ok_or_else(|| Error::new(format!("container {id} has no cgroup, so it cannot be frozen")))
+    }
+
+    /// The host's pids of the processes in container `id`, as `ps` lists them.
+    pub fn processes(&self, id: &str) -> Result<Vec<Pid>> {
+        let record = self.record(id)?;
+        Ok(self.cgroup(&record).map(|c| c.members()).unwrap_or_default())
     }
 
     /// Every container under the root, by id.
@@ -212,8 +260,10 @@ impl Runtime {
         // Level 3's group, with the config's limits; the first process goes
         // in from outside before it does anything, as all its children will.
         let version = Version::of_this_machine()?;
-        let cgroup =
-            Cgroup::create(version, plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")))?;
+        let cgroup = Cgroup::create_freezable(
+            version,
+            plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")),
+        )?;
         write_limits(&cgroup, &plan.limits)?;
         let hook_state = |pid: Pid| State {
             oci_version: OCI_VERSION.to_string(),
@@ -305,10 +355,8 @@ impl Runtime {
         check_console(process.terminal, console_socket)?;
         // On the host's paths, so before joining the container's.
         let console = console_socket.map(kernel::connect_unix).transpose()?;
-        if let Some(name) = self.record(id)?.cgroup {
-            let cgroup = Cgroup::existing(Version::of_this_machine()?, &name);
+        if let Some(cgroup) = self.cgroup(&self.record(id)?) {
             cgroup.join_self()?;
-            cgroup.keep();
         }
         let first = Pid::from_raw(state.pid);
         namespaces::join(first, &namespaces::namespaces_of(first)?)?;
@@ -349,13 +397,8 @@ impl Runtime {
         if state.status == Status::Stopped {
             return Err(Error::new(format!("cannot kill container {id}: it is not running")));
         }
-        match (all, self.record(id)?.cgroup) {
-            (true, Some(name)) => {
-                let cgroup = Cgroup::existing(Version::of_this_machine()?, &name);
-                let members = cgroup.members();
-                cgroup.keep();
-                kernel::kill_each(&members, signal, "in the container's cgroup")
-            }
+        match (all, self.cgroup(&self.record(id)?)) {
+            (true, Some(cgroup)) => kernel::kill_each(&cgroup.members(), signal, "in the container's cgroup"),
             _ => kernel::kill(Pid::from_raw(state.pid), signal),
         }
     }
@@ -369,6 +412,10 @@ impl Runtime {
                     "cannot delete container {id}: it is {}; stop it first, or use --force",
                     state.status
                 )));
+            }
+            // A frozen process would not even die: thaw it first.
+            if state.status == Status::Paused {
+                self.frozen_cgroup(id)?.freeze(false)?;
             }
             kernel::kill(Pid::from_raw(state.pid), Signal::SIGKILL)?;
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -451,6 +498,22 @@ pub const LEVEL: Level = Level {
             alongside: None,
         },
         Scenario {
+            name: "pause",
+            args: &["--root", "state", "create", "sleeper"],
+            then: &[
+                &["--root", "state", "start", "sleeper"],
+                &["--root", "state", "pause", "sleeper"],
+                &["--root", "state", "state", "sleeper"],
+                &["--root", "state", "resume", "sleeper"],
+                &["--root", "state", "state", "sleeper"],
+                &["--root", "state", "delete", "--force", "sleeper"],
+            ],
+            files: &[("config.json", include_str!("bundles/sleep.json"))],
+            shows: "pause freezes the container's cgroup, resume thaws it",
+            hint: "pause and resume are written for you: compare the handshake's lines first",
+            alongside: None,
+        },
+        Scenario {
             name: "mounts",
             args: &["--root", "state", "run", "mounted"],
             then: &[],
@@ -494,6 +557,58 @@ fn delete_every_container(dir: &Path) {
             let _ = runtime.delete(&state.id, true);
         }
     }
+}
+
+/// A container's cgroup as later commands see it: there to look at and to
+/// change, and left in place when the value goes (delete removes it).
+struct KeptCgroup(Option<Cgroup>);
+
+impl std::ops::Deref for KeptCgroup {
+    type Target = Cgroup;
+    fn deref(&self) -> &Cgroup {
+        self.0.as_ref().expect("present until dropped")
+    }
+}
+
+impl Drop for KeptCgroup {
+    fn drop(&mut self) {
+        if let Some(cgroup) = self.0.take() {
+            cgroup.keep();
+        }
+    }
+}
+
+/// The lines `ps` (with `options`, or -ef) prints for the processes
+/// `pids`, under its header, as runc's ps shows a container's processes.
+pub fn ps_lines(pids: &[Pid], options: &[String]) -> Result<String> {
+    let options = if options.is_empty() { vec!["-ef".to_string()] } else { options.to_vec() };
+    let output = std::process::Command::new("ps")
+        .args(&options)
+        .output()
+        .map_err(|e| Error::new(format!("cannot run ps: {e} (Debian's package procps has it)")))?;
+    if !output.status.success() {
+        return Err(Error::new(format!(
+            "ps {} failed: {}",
+            options.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let column = header
+        .split_whitespace()
+        .position(|name| name == "PID")
+        .ok_or_else(|| Error::new("the ps options give no PID column: include one (-o pid,...)"))?;
+    let mut shown = format!("{header}\n");
+    for line in lines {
+        let pid = line.split_whitespace().nth(column).and_then(|p| p.parse().ok()).map(Pid::from_raw);
+        if pid.is_some_and(|pid| pids.contains(&pid)) {
+            shown.push_str(line);
+            shown.push('\n');
+        }
+    }
+    Ok(shown)
 }
 
 /// Appends an error to the log file containerd gave us, as runc writes it:
