@@ -786,6 +786,50 @@ fn pause_resume_and_ps_as_with_runc() {
     assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
 }
 
+/// update: new limits for a living container, from a resources file on
+/// standard input (as containerd passes them) and from options; the same
+/// values in the cgroup's files as runc writes, the others left alone.
+#[test]
+fn update_changes_limits_as_runc() {
+    if !needs_runc("update_changes_limits_as_runc") {
+        return;
+    }
+    use podlab::cgroups::{Cgroup, Version};
+    let version = Version::of_this_machine().unwrap();
+    let memory_file = if version == Version::V1 { "memory.limit_in_bytes" } else { "memory.max" };
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let bundle = Bundle::new("update", |config| {
+            args_of(&["sleep", "30"])(config);
+            config["linux"]["cgroupsPath"] = format!("/{id}").into();
+            config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 50});
+        });
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
+        let cgroup = Cgroup::existing(version, &id);
+        let read = |controller: &str, file: &str| cgroup.number(controller, file);
+        let before = (read("pids", "pids.max"), read("memory", memory_file));
+        let mut update = runtime.command(&bundle);
+        update.args(["update", "--resources", "-", &id]).stdin(Stdio::piped());
+        let mut child = update.spawn().unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(br#"{"memory": {"limit": 67108864}}"#).unwrap();
+        let from_file = child.wait().unwrap().code();
+        let after_file = (read("pids", "pids.max"), read("memory", memory_file));
+        let from_option = runtime.detached(&bundle, &["update", "--pids-limit", "20", &id]);
+        let after_option = (read("pids", "pids.max"), read("memory", memory_file));
+        seen.push(format!("{before:?}; {from_file:?}: {after_file:?}; {from_option:?}: {after_option:?}"));
+        cgroup.keep();
+        assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+    }
+    assert!(
+        seen[0].contains("Some(0): (Some(50), Some(67108864)); Some(0): (Some(20), Some(67108864))"),
+        "runc: {}",
+        seen[0]
+    );
+    assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
+}
+
 /// exec with a terminal: the master end comes over the console socket, as
 /// containerd's shim asks for it (`exec --detach --tty --console-socket`).
 #[test]

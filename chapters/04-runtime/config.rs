@@ -182,11 +182,16 @@ pub fn load(bundle: &Path) -> Result<Plan> {
     plan(&spec, bundle)
 }
 
-/// A JSON file of the specification's, parsed; serde's sentence says what
-/// is wrong and where ("missing field `cwd` at line 4 column 3").
+/// A JSON file of the specification's ("-": standard input), parsed;
+/// serde's sentence says what is wrong and where ("missing field `cwd` at
+/// line 4 column 3").
 fn read_json<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> Result<T> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::new(format!("cannot read the {what} {}: {e}", file.display())))?;
+    let text = if file == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(file)
+    }
+    .map_err(|e| Error::new(format!("cannot read the {what} {}: {e}", file.display())))?;
     serde_json::from_str(&text)
         .map_err(|e| Error::new(format!("{} is not a valid {what}: {e}", file.display())))
 }
@@ -414,6 +419,12 @@ pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan>
 /// A process.json, as `exec --process` takes it.
 pub fn load_process(file: &Path) -> Result<ProcessPlan> {
     process_plan(&read_json(file, "process")?)
+}
+
+/// A linux.resources object on its own, as `update --resources` takes it
+/// (containerd passes it on standard input, as "-").
+pub fn load_resources(file: &Path) -> Result<Limits> {
+    limits(Some(&read_json(file, "resources")?))
 }
 
 /// The limits level 3 knows how to write, from linux.resources; a negative

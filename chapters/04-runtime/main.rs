@@ -135,6 +135,26 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Change a living container's limits: those given, the others as they are.
+    Update {
+        /// A linux.resources object as JSON, "-" for standard input (as
+        /// containerd passes it); the options below go on top.
+        #[arg(short, long, value_name = "FILE")]
+        resources: Option<PathBuf>,
+        /// Memory limit: 64M, 512K, 1G.
+        #[arg(long, value_name = "SIZE")]
+        memory: Option<String>,
+        /// The most processes at once.
+        #[arg(long, value_name = "N")]
+        pids_limit: Option<String>,
+        /// CPU time per period, in microseconds.
+        #[arg(long, value_name = "US")]
+        cpu_quota: Option<u64>,
+        /// The period, in microseconds (default 100000).
+        #[arg(long, value_name = "US")]
+        cpu_period: Option<u64>,
+        id: String,
+    },
     /// Freeze every process of a running container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -208,6 +228,27 @@ fn run(args: Args) -> Result<ExitCode> {
             {
                 return Ok(exit.exit_code());
             }
+        }
+        Command::Update { resources, memory, pids_limit, cpu_quota, cpu_period, id } => {
+            let mut limits = match resources {
+                Some(file) => podlab::runtime::load_resources(&file)?,
+                None => Default::default(),
+            };
+            if let Some(size) = memory {
+                limits.memory = Some(podlab::cgroups::parse_size(&size)?);
+            }
+            if let Some(pids) = pids_limit {
+                limits.pids = Some(podlab::cgroups::parse_pids(&pids)?);
+            }
+            match (cpu_quota, cpu_period) {
+                (Some(quota_us), period) => {
+                    let period_us = period.unwrap_or(100_000);
+                    limits.cpu = Some(podlab::cgroups::CpuShare { quota_us, period_us });
+                }
+                (None, Some(_)) => return Err(Error::new("--cpu-period goes with --cpu-quota: give both")),
+                (None, None) => {}
+            }
+            runtime.update(&id, &limits)?;
         }
         Command::Pause { id } => runtime.pause(&id)?,
         Command::Resume { id } => runtime.resume(&id)?,

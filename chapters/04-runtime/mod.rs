@@ -19,7 +19,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use config::{load_process, Plan, ProcessPlan};
+pub use config::{load_process, load_resources, Plan, ProcessPlan};
 use handshake::{mount_options, release, wait_for_start};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
@@ -27,7 +27,7 @@ use nix::unistd::Pid;
 use oci_spec::runtime::PosixRlimitType;
 use serde::{Deserialize, Serialize};
 
-use crate::cgroups::{write_limits, Cgroup, Version};
+use crate::cgroups::{write_limits, Cgroup, Limits, Version};
 use crate::child::{spawn_in_new_namespaces, Exit};
 use crate::error::{Error, Result};
 use crate::namespaces::map_ids;
@@ -211,6 +211,19 @@ impl Runtime {
     fn frozen_cgroup(&self, id: &str) -> Result<KeptCgroup> {
         self.cgroup(&self.record(id)?)
             .ok_or_else(|| Error::new(format!("container {id} has no cgroup, so it cannot be frozen")))
+    }
+
+    /// Changes the limits of container `id` while it lives: only those set
+    /// in `limits`, through level 3 as at create.
+    pub fn update(&self, id: &str, limits: &Limits) -> Result<()> {
+        let state = self.state(id)?;
+        if state.status == Status::Stopped {
+            return Err(Error::new(format!("cannot update container {id}: it is stopped")));
+        }
+        let cgroup = self
+            .cgroup(&self.record(id)?)
+            .ok_or_else(|| Error::new(format!("container {id} has no cgroup to update")))?;
+        write_limits(&cgroup, limits)
     }
 
     /// The host's pids of the processes in container `id`, as `ps` lists them.
