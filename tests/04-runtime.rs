@@ -321,6 +321,12 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             }),
         ),
         (
+            "a time namespace",
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "time"}))
+            }),
+        ),
+        (
             "a sysctl of the host's",
             Box::new(|c: &mut Value| c["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "10"})),
         ),
@@ -414,6 +420,32 @@ fn sysctl_and_oom_score_as_with_runc() {
     assert_eq!(theirs.stdout, "500\n123456\n1\nexample.org\n20\n", "runc: {}", theirs.stderr);
     let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
     assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+}
+
+/// features: JSON of the specification's shape, with the hooks runc runs,
+/// and no namespace or capability that runc does not know.
+#[test]
+fn features_are_a_subset_of_runcs() {
+    if !needs_runc("features_are_a_subset_of_runcs") {
+        return;
+    }
+    let parse = |outcome: Outcome| -> Value {
+        assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+        serde_json::from_str(&outcome.stdout).unwrap()
+    };
+    let bundle = Bundle::new("features", |_| {});
+    let theirs = parse(Runtime::Runc.run(&bundle, &["features"]));
+    let ours = parse(Runtime::Ours.run(&bundle, &["features"]));
+    assert_eq!(ours["ociVersionMin"], theirs["ociVersionMin"]);
+    assert_eq!(ours["hooks"], theirs["hooks"]);
+    for list in ["namespaces", "capabilities"] {
+        let known = theirs["linux"][list].as_array().unwrap();
+        for item in ours["linux"][list].as_array().unwrap() {
+            assert!(known.contains(item), "{list}: runc does not know {item}");
+        }
+    }
+    assert_eq!(ours["linux"]["cgroup"]["v1"], true);
+    assert_eq!(ours["linux"]["cgroup"]["v2"], true);
 }
 
 /// `spec` writes a config that parses and that runc runs as well.

@@ -214,6 +214,11 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let mut namespaces = CloneFlags::empty();
     let mut join = Vec::new();
     for namespace in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        // clone(2) cannot make a time namespace: its flag is where clone
+        // takes the exit signal (only unshare(2) and clone3(2) can).
+        if namespace.typ() == oci_spec::runtime::LinuxNamespaceType::Time {
+            return Err(Error::new("a time namespace is not supported: leave it out of linux.namespaces"));
+        }
         let kind = CloneFlags::from_bits_truncate(namespace.typ() as i32);
         match namespace.path() {
             None => namespaces |= kind,

@@ -135,6 +135,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
         command: Vec<String>,
     },
+    /// Print what this runtime supports, as JSON (the runtime spec's features).
+    Features,
     /// Change a living container's limits: those given, the others as they are.
     Update {
         /// A linux.resources object as JSON, "-" for standard input (as
@@ -200,6 +202,14 @@ fn run(args: Args) -> Result<ExitCode> {
     if !matches!(args.log_format.as_str(), "text" | "json") {
         return Err(Error::new(format!("--log-format {:?}: the formats are text and json", args.log_format)));
     }
+    if let Command::Features = &args.command {
+        // What is not reported is left out, not written as null.
+        let mut features =
+            serde_json::to_value(podlab::runtime::features()).expect("features are plain data");
+        drop_nulls(&mut features);
+        println!("{}", serde_json::to_string_pretty(&features).expect("features are plain data"));
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Spec { bundle, command } = &args.command {
         podlab::runtime::write_default_spec(bundle, command)?;
         return Ok(ExitCode::SUCCESS);
@@ -207,7 +217,7 @@ fn run(args: Args) -> Result<ExitCode> {
     kernel::require_root("making containers needs root")?;
     let runtime = Runtime::new(&args.root)?;
     match args.command {
-        Command::Spec { .. } => unreachable!("handled above"),
+        Command::Spec { .. } | Command::Features => unreachable!("handled above"),
         Command::Create { bundle, pid_file, console_socket, id } => {
             runtime.create(&id, &bundle, pid_file.as_deref(), console_socket.as_deref())?;
         }
@@ -325,6 +335,14 @@ fn exec_process(
     }
     process.terminal = tty;
     Ok(process)
+}
+
+/// Removes every null member of the objects in `value`, at any depth.
+fn drop_nulls(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(members) = value {
+        members.retain(|_, member| !member.is_null());
+        members.values_mut().for_each(drop_nulls);
+    }
 }
 
 /// `TERM`, `SIGTERM` or `15`.

@@ -117,6 +117,36 @@ pub fn write_default_spec(bundle: &Path, command: &[String]) -> Result<()> {
     kernel::write_file(&file, &(json + "\n"))
 }
 
+/// What this runtime supports, as `features` prints it (the runtime
+/// specification's features.md): what containerd asks before it makes a
+/// config.
+pub fn features() -> oci_spec::runtime::Features {
+    use oci_spec::runtime::{Features, LinuxFeature, LinuxNamespaceType as Kind};
+    let mut cgroup = oci_spec::runtime::Cgroup::default();
+    cgroup.set_v1(Some(true)).set_v2(Some(true)).set_systemd(Some(false)).set_systemd_user(Some(false));
+    let mut linux = LinuxFeature::default();
+    linux
+        .set_namespaces(Some(vec![
+            Kind::Cgroup,
+            Kind::Ipc,
+            Kind::Mount,
+            Kind::Network,
+            Kind::Pid,
+            Kind::User,
+            Kind::Uts,
+        ]))
+        .set_capabilities(Some(kernel::CAPABILITIES.iter().map(|c| c.to_string()).collect()))
+        .set_cgroup(Some(cgroup));
+    let hooks = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
+    let mut features = Features::default();
+    features
+        .set_oci_version_min("1.0.0".to_string())
+        .set_oci_version_max(OCI_VERSION.to_string())
+        .set_hooks(Some(hooks.iter().map(|h| h.to_string()).collect()))
+        .set_linux(Some(linux));
+    features
+}
+
 /// A runtime keeping its containers under `root`.
 pub struct Runtime {
     root: PathBuf,
