@@ -89,6 +89,19 @@ pub fn chmod(path: &Path, mode: u32) -> Result<()> {
     .map_err(|e| failed(format!("chmod({path:?})"), e))
 }
 
+/// chown(2), without following a symbolic link at the end.
+pub fn chown(path: &Path, uid: u32, gid: u32) -> Result<()> {
+    narrate!("chown({path:?}, {uid}, {gid})");
+    unistd::fchownat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Some(unistd::Uid::from_raw(uid)),
+        Some(unistd::Gid::from_raw(gid)),
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| failed(format!("chown({path:?})"), e))
+}
+
 /// Copies a file's bytes and permissions (the kernel does it with
 /// copy_file_range(2), without the bytes passing through us).
 pub fn copy(from: &Path, to: &Path) -> Result<()> {

@@ -448,6 +448,33 @@ fn features_are_a_subset_of_runcs() {
     assert_eq!(ours["linux"]["cgroup"]["v2"], true);
 }
 
+/// A user namespace: root inside is 100000 outside; the devices are the
+/// host's, bound (mknod is not allowed there), and work; as with runc.
+#[test]
+fn a_user_namespace_as_with_runc() {
+    if !needs_runc("a_user_namespace_as_with_runc") {
+        return;
+    }
+    let look = "ls -l /dev/null /dev/zero | cut -c1; echo hi > /dev/null && echo writes to /dev/null; \
+                head -c 4 /dev/zero | wc -c; id -u; cat /proc/self/uid_map /proc/self/gid_map";
+    let bundle = Bundle::new("userns", |config| {
+        args_of(&["sh", "-c", look])(config);
+        config["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        config["linux"]["uidMappings"] = map.clone();
+        config["linux"]["gidMappings"] = map;
+    });
+    let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+    assert!(
+        theirs.stdout.starts_with("c\nc\nwrites to /dev/null\n4\n0\n"),
+        "runc: {}{}",
+        theirs.stdout,
+        theirs.stderr
+    );
+    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+    assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+}
+
 /// `spec` writes a config that parses and that runc runs as well.
 #[test]
 fn our_spec_runs_under_runc_too() {

@@ -68,6 +68,14 @@ pub struct IdMap {
     pub count: u32,
 }
 
+impl IdMap {
+    /// The id outside that `inside` stands for, if the map covers it.
+    pub fn outside_of(&self, inside: u32) -> Option<u32> {
+        let offset = inside.checked_sub(self.inside).filter(|offset| *offset < self.count)?;
+        self.outside.checked_add(offset)
+    }
+}
+
 /// Root inside is 100000 outside, the first id /etc/subuid usually gives.
 impl Default for IdMap {
     fn default() -> Self {

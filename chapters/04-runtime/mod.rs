@@ -299,6 +299,11 @@ impl Runtime {
         // The handshake: the first process will open the FIFO to write,
         // which waits until `start` opens it to read.
         kernel::mkfifo(&self.fifo(id), 0o622)?;
+        // In a user namespace, the process opening it is root in there, an
+        // ordinary id out here: the FIFO must be its own.
+        if let Some(root) = plan.ids.as_ref().and_then(|ids| ids.outside_of(0)) {
+            kernel::chown(&self.fifo(id), root, root)?;
+        }
         let fifo = kernel::open_path(&self.fifo(id))?;
         // Level 3's group, with the config's limits; the first process goes
         // in from outside before it does anything, as all its children will.
@@ -761,13 +766,15 @@ fn set_up_inside(
         kernel::set_link_up("lo")?;
     }
     if has(CloneFlags::CLONE_NEWNS) {
-        namespaces::pivot_into(&plan.rootfs, &plan.mounts, before_pivot)?;
+        // The devices go in while the host's /dev is still in view: in a
+        // user namespace they cannot be made, only bound from there.
+        namespaces::pivot_into(&plan.rootfs, &plan.mounts, || {
+            create_default_devices(&plan.rootfs, has(CloneFlags::CLONE_NEWUSER))?;
+            before_pivot()
+        })?;
     } else {
         before_pivot()?;
         chroot::enter(&plan.rootfs)?;
-    }
-    if has(CloneFlags::CLONE_NEWNS) && !has(CloneFlags::CLONE_NEWUSER) {
-        create_default_devices()?;
     }
     // The container's own kernel parameters, while /proc/sys is writable:
     // protect_paths makes it read-only next.
@@ -889,12 +896,23 @@ const DEFAULT_LINKS: [(&str, &str); 5] = [
     ("ptmx", "pts/ptmx"),
 ];
 
-fn create_default_devices() -> Result<()> {
-    let dev = Path::new("/dev");
-    kernel::mkdir_all(dev)?;
+/// Makes them in `rootfs`'s /dev: with mknod, or, in a user namespace
+/// (where mknod is not allowed), as bind mounts of the host's own.
+fn create_default_devices(rootfs: &Path, bind_the_hosts: bool) -> Result<()> {
+    // path_inside: a rootfs's /dev that is a symbolic link must not lead
+    // our mknods out of it.
+    let dev = chroot::path_inside(rootfs, Path::new("/dev"))?;
+    kernel::mkdir_all(&dev)?;
     for (name, major, minor) in DEFAULT_DEVICES {
         let path = dev.join(name);
-        if std::fs::symlink_metadata(&path).is_err() {
+        if std::fs::symlink_metadata(&path).is_ok() {
+            continue;
+        }
+        if bind_the_hosts {
+            kernel::write_file(&path, "")?;
+            let host = Path::new("/dev").join(name);
+            kernel::mount(Some(&host), &path, None, nix::mount::MsFlags::MS_BIND, None)?;
+        } else {
             kernel::mknod_char(&path, major, minor, 0o666)?;
             kernel::chmod(&path, 0o666)?;
         }
