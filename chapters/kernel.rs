@@ -365,6 +365,21 @@ pub fn set_oom_score_adj(score: i32) -> Result<()> {
     })
 }
 
+/// Asks AppArmor to confine this process with `profile` from its next
+/// execve on, as runc does: "exec PROFILE" written to its attr file (the
+/// one of AppArmor's own since Linux 5.8, the shared one before).
+pub fn apparmor_on_exec(profile: &str) -> Result<()> {
+    let own = Path::new("/proc/self/attr/apparmor/exec");
+    let file = if own.exists() { own } else { Path::new("/proc/self/attr/exec") };
+    narrate!("write({file:?}, {:?})", format!("exec {profile}"));
+    std::fs::write(file, format!("exec {profile}")).map_err(|e| match e.raw_os_error().map(Errno::from_raw) {
+        Some(Errno::ENOENT) | Some(Errno::EINVAL) => Error::new(format!(
+            "AppArmor has no profile {profile:?} loaded: load it (apparmor_parser -r FILE), or name another"
+        )),
+        _ => io_failed(format!("write({file:?})"), e),
+    })
+}
+
 /// The capabilities by number, as <linux/capability.h> numbers them.
 pub const CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN",

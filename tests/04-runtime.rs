@@ -327,6 +327,12 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             }),
         ),
         (
+            "an SELinux label, with SELinux off",
+            Box::new(|c: &mut Value| {
+                c["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0".into()
+            }),
+        ),
+        (
             "a sysctl of the host's",
             Box::new(|c: &mut Value| c["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "10"})),
         ),
@@ -345,6 +351,13 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             }),
         ),
     ];
+    // An AppArmor profile where AppArmor is off (this CI's kernel has none).
+    let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
+    if !apparmor.is_ok_and(|enabled| enabled.trim() == "Y") {
+        let profile: Edit =
+            Box::new(|c: &mut Value| c["process"]["apparmorProfile"] = "docker-default".into());
+        cases.push(("an AppArmor profile, with AppArmor off", profile));
+    }
     // Lowering the OOM score needs CAP_SYS_RESOURCE, which some machines
     // (this CI's among them) do not give even to root.
     if !has_capability(24) {

@@ -60,6 +60,8 @@ pub struct ProcessPlan {
     pub additional_gids: Vec<u32>,
     pub no_new_privileges: bool,
     pub rlimits: Vec<(PosixRlimitType, u64, u64)>,
+    /// process.apparmorProfile: the AppArmor profile the program runs under.
+    pub apparmor_profile: Option<String>,
     /// process.oomScoreAdj: how much likelier (or, below 0, less likely)
     /// the OOM killer is to pick this process.
     pub oom_score_adj: Option<i32>,
@@ -418,7 +420,27 @@ pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan>
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         rlimits,
         oom_score_adj: process.oom_score_adj(),
+        apparmor_profile: apparmor_profile(process)?,
     })
+}
+
+/// process.apparmorProfile, if AppArmor can apply it here. runc fails on a
+/// machine without AppArmor too, but only once the container is half made.
+fn apparmor_profile(process: &oci_spec::runtime::Process) -> Result<Option<String>> {
+    if process.selinux_label().as_ref().is_some_and(|label| !label.is_empty()) {
+        return Err(Error::new(
+            "process.selinuxLabel is set, and podlab does not apply SELinux labels: leave it out",
+        ));
+    }
+    let Some(profile) = process.apparmor_profile().clone().filter(|p| !p.is_empty()) else { return Ok(None) };
+    let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|text| text.trim() == "Y");
+    if !enabled {
+        return Err(Error::new(format!(
+            "process.apparmorProfile is {profile:?}, but AppArmor is not enabled on this machine: leave it out"
+        )));
+    }
+    Ok(Some(profile))
 }
 
 /// A process.json, as `exec --process` takes it.

@@ -825,6 +825,9 @@ fn become_the_process(process: &ProcessPlan) -> Result<()> {
     if let Some(score) = process.oom_score_adj {
         kernel::set_oom_score_adj(score)?;
     }
+    if let Some(profile) = &process.apparmor_profile {
+        kernel::apparmor_on_exec(profile)?;
+    }
     for (kind, soft, hard) in &process.rlimits {
         kernel::setrlimit(&kind.to_string(), resource(*kind), *soft, *hard)?;
     }
