@@ -178,6 +178,11 @@ impl Cgroup {
         }
         check_controllers(version, controllers)?;
         for (controller, dir) in wanted {
+            // Two controllers in one tree (cpu and cpuacct, often): one directory.
+            if cgroup.dirs.iter().any(|(_, made)| *made == dir) {
+                cgroup.dirs.push((controller, dir));
+                continue;
+            }
             let parent = dir.parent().unwrap_or(root);
             kernel::mkdir_all(parent)?;
             if version == Version::V2 {
@@ -208,7 +213,15 @@ impl Cgroup {
     ) -> Vec<(&'static str, PathBuf)> {
         let root = Path::new(CGROUP_ROOT);
         match version {
-            Version::V1 => controllers.iter().map(|c| (*c, root.join(c).join(name))).collect(),
+            // A controller's path may be a symbolic link to a tree it shares
+            // ("cpu" -> "cpu,cpuacct"): the tree's own path, so that the
+            // same directory is known as the same.
+            Version::V1 => controllers
+                .iter()
+                .map(|c| {
+                    (*c, std::fs::canonicalize(root.join(c)).unwrap_or_else(|_| root.join(c)).join(name))
+                })
+                .collect(),
             Version::V2 => vec![("", root.join(name))],
         }
     }
@@ -232,7 +245,7 @@ impl Cgroup {
 
     /// Moves process `pid` into the group, from outside.
     pub fn add(&self, pid: Pid) -> Result<()> {
-        for (_, dir) in &self.dirs {
+        for dir in self.unique_dirs() {
             kernel::write_file(&dir.join("cgroup.procs"), &pid.to_string())?;
         }
         Ok(())
@@ -261,7 +274,7 @@ impl Cgroup {
     /// Moves the calling process into the group ("0" means "me"); its
     /// children will be born in it.
     pub fn join_self(&self) -> Result<()> {
-        for (_, dir) in &self.dirs {
+        for dir in self.unique_dirs() {
             kernel::write_file(&dir.join("cgroup.procs"), "0")?;
         }
         Ok(())
@@ -305,6 +318,17 @@ impl Cgroup {
         }
     }
 
+    /// Its directories, each once, in the order they were made.
+    fn unique_dirs(&self) -> Vec<&PathBuf> {
+        let mut dirs: Vec<&PathBuf> = Vec::new();
+        for (_, dir) in &self.dirs {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
+
     /// The processes in the group.
     pub fn members(&self) -> Vec<Pid> {
         let mut pids: Vec<Pid> = self
@@ -332,7 +356,9 @@ impl Drop for Cgroup {
             let _ = self.freeze(false);
         }
         kernel::kill_until_none_left(|| self.members(), "left in the group");
-        for (_, dir) in self.dirs.drain(..).rev() {
+        let dirs: Vec<PathBuf> = self.unique_dirs().into_iter().cloned().collect();
+        self.dirs.clear();
+        for dir in dirs.into_iter().rev() {
             if let Err(error) = kernel::rmdir(&dir) {
                 eprintln!("warning: could not clean up: {error}");
             }
