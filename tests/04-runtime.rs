@@ -197,8 +197,8 @@ fn run_prints_and_ends_as_runc() {
         &["sh", "-c", "echo to stderr >&2; ls /dev | sort"],
         &["sh", "-c", "ulimit -n; grep -E 'NoNewPrivs|^Cap' /proc/self/status"],
         &["sh", "-c", "touch /cannot 2>/dev/null || echo read-only root"],
-        // The mount table, but for the cgroup tree: runc mounts v1's
-        // controllers there, which podlab does not yet.
+        // The mount table, but for the cgroup tree, which crun (without
+        // cgroups here) cannot show: cgroup_tree_inside_as_with_runc.
         &["sh", "-c", "cut -d' ' -f2,3,4 /proc/mounts | grep -v ' /sys/fs/cgroup' | grep -v '^/sys/fs/cgroup' | sort"],
         &["sh", "-c", "wc -c < /proc/kcore; ls /proc/acpi | wc -l; echo 1 > /proc/sys/kernel/sysrq || echo /proc/sys is read-only"],
     ] {
@@ -487,6 +487,36 @@ fn a_user_namespace_as_with_runc() {
     );
     let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
     assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+}
+
+/// The cgroup tree inside: under v1 a tmpfs with one mount for each of the
+/// host's hierarchies (fresh in a cgroup namespace, else bound from the
+/// container's own group, whose limit shows), under v2 one cgroup2 mount;
+/// as runc makes it.
+#[test]
+fn cgroup_tree_inside_as_with_runc() {
+    if !needs_runc("cgroup_tree_inside_as_with_runc") {
+        return;
+    }
+    let look = "grep cgroup /proc/mounts | cut -d' ' -f2-4; cat /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null";
+    for own_namespace in [true, false] {
+        let bundle = Bundle::new("cgroup-tree", |config| {
+            args_of(&["sh", "-c", look])(config);
+            config["linux"]["resources"] = serde_json::json!({"pids": {"limit": 33}});
+            if !own_namespace {
+                config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+            }
+        });
+        let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+        assert!(theirs.stdout.contains("/sys/fs/cgroup"), "runc: {}{}", theirs.stdout, theirs.stderr);
+        let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+        assert_eq!(
+            (ours.code, &ours.stdout),
+            (theirs.code, &theirs.stdout),
+            "cgroup namespace: {own_namespace}; our stderr: {}",
+            ours.stderr
+        );
+    }
 }
 
 /// `spec` writes a config that parses and that runc runs as well.

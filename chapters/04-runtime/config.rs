@@ -28,6 +28,9 @@ pub struct Plan {
     pub hostname: Option<String>,
     pub ids: Option<IdMap>,
     pub mounts: Vec<Mount>,
+    /// Symbolic links to make among the mounts, before the pivot: (link
+    /// inside the container, what it points at).
+    pub links: Vec<(PathBuf, PathBuf)>,
     /// Paths hidden from the container (/proc/kcore, ...).
     pub masked_paths: Vec<PathBuf>,
     /// Paths the container may read but not change (/proc/sys, ...).
@@ -306,6 +309,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         hostname,
         ids,
         mounts,
+        links: Vec::new(),
         sysctl,
         annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
     })
@@ -522,12 +526,11 @@ fn translate_mount(mount: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Ve
         }
         source = Some(path);
     }
-    if fstype.as_deref() == Some("cgroup") {
-        // The host's cgroup tree, as the container should see it. Under v2
-        // that is a cgroup2 mount; v1's per-controller trees are not
-        // mounted inside yet, and the container gets an empty tmpfs there.
-        fstype =
-            Some(if Version::of_this_machine()? == Version::V2 { "cgroup2" } else { "tmpfs" }.to_string());
+    if fstype.as_deref() == Some("cgroup") && Version::of_this_machine()? == Version::V2 {
+        // The cgroup tree, as the container should see it: under v2 one
+        // mount; under v1 a tree of them, made by cgroup_tree_v1 once the
+        // container's group is known.
+        fstype = Some("cgroup2".to_string());
     }
     let mut calls = vec![Mount { source, target: target.clone(), fstype, flags, data }];
     if flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY) {
@@ -544,6 +547,129 @@ fn translate_mount(mount: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Ve
         calls.push(Mount { source: None, target, fstype: None, flags: propagation, data: None });
     }
     Ok(calls)
+}
+
+/// Under cgroup v1, a config's "cgroup" mount is a tree, as runc makes it:
+/// a tmpfs, and in it one mount for each of the host's hierarchies (a
+/// fresh one where the container has a cgroup namespace of its own, which
+/// shows it its own part; else a bind mount of the directory it is in),
+/// with the host's links between them ("cpu" -> "cpu,cpuacct"). `mounts`
+/// comes back with each such mount so expanded.
+pub fn cgroup_tree_v1(
+    mounts: &[Mount],
+    group: &str,
+    own_namespace: bool,
+) -> Result<(Vec<Mount>, Vec<(PathBuf, PathBuf)>)> {
+    let root = Path::new(crate::cgroups::CGROUP_ROOT);
+    let (mut expanded, mut links) = (Vec::new(), Vec::new());
+    for mount in mounts {
+        if mount.fstype.as_deref() != Some("cgroup") {
+            expanded.push(mount.clone());
+            continue;
+        }
+        let tmpfs_flags = mount.flags & !MsFlags::MS_RDONLY;
+        expanded.push(Mount {
+            source: Some(PathBuf::from("tmpfs")),
+            target: mount.target.clone(),
+            fstype: Some("tmpfs".to_string()),
+            flags: tmpfs_flags,
+            data: Some("mode=755".to_string()),
+        });
+        for hierarchy in v1_hierarchies()? {
+            let target = mount.target.join(&hierarchy.name);
+            if own_namespace {
+                expanded.push(Mount {
+                    source: Some(PathBuf::from("cgroup")),
+                    target,
+                    fstype: Some("cgroup".to_string()),
+                    flags: mount.flags,
+                    data: Some(hierarchy.options.join(",")),
+                });
+                continue;
+            }
+            let ours = hierarchy
+                .options
+                .iter()
+                .any(|o| ["memory", "pids", "cpu", "cpuacct", "freezer"].contains(&o.as_str()));
+            let inside = if ours { group.to_string() } else { hierarchy.our_path.clone() };
+            let source = root.join(&hierarchy.name).join(inside.trim_start_matches('/'));
+            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+            expanded.push(Mount {
+                source: Some(source),
+                target: target.clone(),
+                fstype: None,
+                flags: bind,
+                data: None,
+            });
+            if mount.flags.contains(MsFlags::MS_RDONLY) {
+                let read_only = bind | MsFlags::MS_REMOUNT | (mount.flags & !MsFlags::MS_REC);
+                expanded.push(Mount { source: None, target, fstype: None, flags: read_only, data: None });
+            }
+        }
+        for entry in
+            std::fs::read_dir(root).map_err(|e| Error::new(format!("cannot list {}: {e}", root.display())))?
+        {
+            let entry = entry.map_err(|e| Error::new(format!("cannot list {}: {e}", root.display())))?;
+            if let Ok(points_at) = std::fs::read_link(entry.path()) {
+                links.push((mount.target.join(entry.file_name()), points_at));
+            }
+        }
+    }
+    Ok((expanded, links))
+}
+
+/// One of the host's v1 hierarchies under /sys/fs/cgroup.
+struct Hierarchy {
+    /// Its directory there ("memory", "cpu,cpuacct", "systemd").
+    name: String,
+    /// Its controllers, as mount(2) takes them ("cpu", "cpuacct", "name=systemd").
+    options: Vec<String>,
+    /// Where this process is in it, as /proc/self/cgroup says.
+    our_path: String,
+}
+
+/// The host's v1 hierarchies, from /proc/self/mountinfo, with where this
+/// process is in each, from /proc/self/cgroup.
+fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
+    let read = |file: &str| {
+        std::fs::read_to_string(file).map_err(|e| Error::new(format!("cannot read {file}: {e}")))
+    };
+    let memberships = read("/proc/self/cgroup")?;
+    let mut hierarchies = Vec::new();
+    for line in read("/proc/self/mountinfo")?.lines() {
+        // "36 25 0:31 / /sys/fs/cgroup/cpu,cpuacct rw,... - cgroup cgroup rw,cpu,cpuacct"
+        let Some((before, after)) = line.split_once(" - ") else { continue };
+        let mut after = after.split_whitespace();
+        let (Some("cgroup"), Some(_), Some(super_options)) = (after.next(), after.next(), after.next())
+        else {
+            continue;
+        };
+        let Some(name) =
+            before.split_whitespace().nth(4).and_then(|point| point.strip_prefix("/sys/fs/cgroup/"))
+        else {
+            continue;
+        };
+        let options: Vec<String> = super_options
+            .split(',')
+            .filter(|o| {
+                !matches!(*o, "rw" | "ro")
+                    && !o.contains("release_agent")
+                    && *o != "xattr"
+                    && *o != "clone_children"
+            })
+            .map(String::from)
+            .collect();
+        let our_path = memberships
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(1).zip(l.splitn(3, ':').nth(2)))
+            .find(|(controllers, _)| {
+                !controllers.is_empty() && controllers.split(',').all(|c| options.iter().any(|o| o == c))
+            })
+            .map(|(_, path)| path.to_string())
+            .unwrap_or_else(|| "/".to_string());
+        hierarchies.push(Hierarchy { name: name.to_string(), options, our_path });
+    }
+    Ok(hierarchies)
 }
 
 #[cfg(test)]

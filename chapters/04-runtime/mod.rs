@@ -283,7 +283,7 @@ impl Runtime {
         check_id(id)?;
         let bundle = std::path::absolute(bundle)
             .map_err(|e| Error::new(format!("bundle {}: {e}", bundle.display())))?;
-        let plan = config::load(&bundle)?;
+        let mut plan = config::load(&bundle)?;
         for warning in &plan.process.warnings {
             eprintln!("warning: {warning}");
         }
@@ -313,6 +313,10 @@ impl Runtime {
             plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")),
         )?;
         write_limits(&cgroup, &plan.limits)?;
+        if version == Version::V1 {
+            let own_namespace = plan.namespaces.contains(CloneFlags::CLONE_NEWCGROUP);
+            (plan.mounts, plan.links) = config::cgroup_tree_v1(&plan.mounts, &cgroup.name, own_namespace)?;
+        }
         let hook_state = |pid: Pid| State {
             oci_version: OCI_VERSION.to_string(),
             id: id.to_string(),
@@ -769,6 +773,9 @@ fn set_up_inside(
         // The devices go in while the host's /dev is still in view: in a
         // user namespace they cannot be made, only bound from there.
         namespaces::pivot_into(&plan.rootfs, &plan.mounts, || {
+            for (link, points_at) in &plan.links {
+                kernel::symlink(points_at, &chroot::path_inside(&plan.rootfs, link)?)?;
+            }
             create_default_devices(&plan.rootfs, has(CloneFlags::CLONE_NEWUSER))?;
             before_pivot()
         })?;
