@@ -380,6 +380,58 @@ pub fn apparmor_on_exec(profile: &str) -> Result<()> {
     })
 }
 
+/// seccomp(SECCOMP_SET_MODE_FILTER): from now on the kernel runs this
+/// classic BPF program on each system call of this thread and does what it
+/// returns. The filter stays for good, across execve and into children.
+pub fn seccomp_set_filter(instructions: &[nix::libc::sock_filter], flags: u32) -> Result<()> {
+    use nix::libc;
+    let flag_names: Vec<&str> = [
+        (libc::SECCOMP_FILTER_FLAG_TSYNC, "SECCOMP_FILTER_FLAG_TSYNC"),
+        (libc::SECCOMP_FILTER_FLAG_LOG, "SECCOMP_FILTER_FLAG_LOG"),
+        (libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW, "SECCOMP_FILTER_FLAG_SPEC_ALLOW"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| libc::c_ulong::from(flags) & bit != 0)
+    .map(|(_, name)| name)
+    .collect();
+    let shown = if flag_names.is_empty() { "0".to_string() } else { flag_names.join("|") };
+    narrate!("seccomp(SECCOMP_SET_MODE_FILTER, {shown}, {} instructions)", instructions.len());
+    let len = u16::try_from(instructions.len()).map_err(|_| {
+        Error::new(format!(
+            "a seccomp filter of {} instructions is too long: the kernel takes at most 4096",
+            instructions.len()
+        ))
+    })?;
+    // The kernel only reads the program, and copies it before returning.
+    let program = libc::sock_fprog { len, filter: instructions.as_ptr().cast_mut() };
+    // SAFETY: `program` points at `len` instructions that outlive the call.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::c_ulong::from(flags),
+            &program as *const libc::sock_fprog,
+        )
+    };
+    match result {
+        0 => Ok(()),
+        // With SECCOMP_FILTER_FLAG_TSYNC, a thread that cannot take the
+        // filter along is named by its id instead of an error.
+        thread if thread > 0 => Err(Error::new(format!(
+            "seccomp(SECCOMP_SET_MODE_FILTER) failed: thread {thread} has a filter of its own and cannot \
+             take this one too: install it before the process starts threads"
+        ))),
+        _ => match Errno::last() {
+            Errno::EACCES => Err(Error::new(
+                "seccomp(SECCOMP_SET_MODE_FILTER) failed: without no_new_privs a filter needs \
+                 CAP_SYS_ADMIN, which this process lacks; set process.noNewPrivileges, or install the \
+                 filter while still root",
+            )),
+            errno => Err(failed("seccomp(SECCOMP_SET_MODE_FILTER)".into(), errno)),
+        },
+    }
+}
+
 /// The capabilities by number, as <linux/capability.h> numbers them.
 pub const CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN",
