@@ -20,6 +20,7 @@ scenario_tests!(LEVEL;
     run_a_default_bundle => "run",
     lifecycle => "lifecycle",
     pause => "pause",
+    seccomp => "seccomp",
     mounts => "mounts",
     no_rootfs => "no-rootfs",
 );
@@ -327,6 +328,12 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             }),
         ),
         (
+            "no proc on /proc",
+            Box::new(|c: &mut Value| {
+                c["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/proc")
+            }),
+        ),
+        (
             "a sysctl of the host's",
             Box::new(|c: &mut Value| c["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "10"})),
         ),
@@ -458,6 +465,13 @@ fn features_are_a_subset_of_runcs() {
             assert!(known.contains(item), "{list}: runc does not know {item}");
         }
     }
+    for list in ["actions", "operators", "archs"] {
+        let known = theirs["linux"]["seccomp"][list].as_array().unwrap();
+        for item in ours["linux"]["seccomp"][list].as_array().unwrap() {
+            assert!(known.contains(item), "seccomp {list}: runc does not know {item}");
+        }
+    }
+    assert_eq!(ours["linux"]["seccomp"]["enabled"], true);
     assert_eq!(ours["linux"]["cgroup"]["v1"], true);
     assert_eq!(ours["linux"]["cgroup"]["v2"], true);
 }
@@ -517,6 +531,70 @@ fn cgroup_tree_inside_as_with_runc() {
             ours.stderr
         );
     }
+}
+
+/// seccomp: a profile that refuses mkdir, personality(PER_LINUX32) and
+/// kill with signal 9 (arguments compared), with and without no_new_privs
+/// (which decides when the filter goes in), for the first process and for
+/// one exec starts; what runc refuses, ours refuses.
+#[test]
+fn seccomp_refuses_as_runc_does() {
+    if !needs_runc("seccomp_refuses_as_runc_does") {
+        return;
+    }
+    let probe =
+        "mkdir /tmp/x 2>/dev/null || echo mkdir refused; linux32 true 2>/dev/null || echo linux32 refused; \
+                 linux64 true && echo linux64 ran; sleep 5 & kill -9 $! 2>/dev/null || echo kill -9 refused; \
+                 kill -15 $! && echo kill -15 ran";
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+            {"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]},
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 9, "op": "SCMP_CMP_EQ"}]},
+        ],
+    });
+    for no_new_privileges in [true, false] {
+        let bundle = Bundle::new("seccomp", |config| {
+            args_of(&["sh", "-c", probe])(config);
+            config["root"]["readonly"] = false.into();
+            config["process"]["noNewPrivileges"] = no_new_privileges.into();
+            config["linux"]["seccomp"] = profile.clone();
+        });
+        let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+        assert_eq!(
+            theirs.stdout, "mkdir refused\nlinux32 refused\nlinux64 ran\nkill -9 refused\nkill -15 ran\n",
+            "runc: {}",
+            theirs.stderr
+        );
+        let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+        assert_eq!(
+            (ours.code, &ours.stdout),
+            (theirs.code, &theirs.stdout),
+            "nnp {no_new_privileges}: {}",
+            ours.stderr
+        );
+    }
+    let bundle = Bundle::new("seccomp-exec", |config| {
+        args_of(&["sleep", "30"])(config);
+        config["root"]["readonly"] = false.into();
+        config["linux"]["seccomp"] = profile.clone();
+    });
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0));
+        seen.push(
+            runtime
+                .run(&bundle, &["exec", &id, "sh", "-c", "mkdir /tmp/y 2>/dev/null || echo refused"])
+                .stdout,
+        );
+        assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+    }
+    assert_eq!(seen[0], "refused\n", "runc's exec");
+    assert_eq!(seen[1], seen[0], "exec: ours (left), runc's (right)");
 }
 
 /// `spec` writes a config that parses and that runc runs as well.

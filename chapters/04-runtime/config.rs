@@ -63,6 +63,9 @@ pub struct ProcessPlan {
     pub additional_gids: Vec<u32>,
     pub no_new_privileges: bool,
     pub rlimits: Vec<(PosixRlimitType, u64, u64)>,
+    /// linux.seccomp, compiled: the system calls the program may make. The
+    /// container's, for its first process and every one exec starts.
+    pub seccomp: Option<super::seccomp::Filter>,
     /// process.apparmorProfile: the AppArmor profile the program runs under.
     pub apparmor_profile: Option<String>,
     /// process.oomScoreAdj: how much likelier (or, below 0, less likely)
@@ -205,7 +208,9 @@ fn read_json<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> Result<
 pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let process =
         spec.process().as_ref().ok_or_else(|| Error::new("config.json has no process: say what to run"))?;
-    let process = process_plan(process)?;
+    let mut process = process_plan(process)?;
+    let linux = spec.linux().as_ref();
+    process.seccomp = linux.and_then(|l| l.seccomp().as_ref()).map(super::seccomp::compile).transpose()?;
     let root = spec.root().as_ref().ok_or_else(|| Error::new("config.json has no root: name the rootfs"))?;
     let rootfs = if root.path().is_absolute() { root.path().clone() } else { bundle.join(root.path()) };
     if !rootfs.is_dir() {
@@ -215,7 +220,6 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         )));
     }
 
-    let linux = spec.linux().as_ref();
     let mut namespaces = CloneFlags::empty();
     let mut join = Vec::new();
     for namespace in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
@@ -268,6 +272,16 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         mounts.extend(translate_mount(mount, bundle)?);
     }
 
+    // The first process reaches its FIFO through /proc/self/fd once its
+    // root is the container's (as runc's does, which fails without it too).
+    let proc_mounted =
+        mounts.iter().any(|m| m.target == Path::new("/proc") && m.fstype.as_deref() == Some("proc"));
+    if !proc_mounted {
+        return Err(Error::new(
+            "config.json mounts no proc on /proc, which the container's first process needs: add \
+             {\"destination\": \"/proc\", \"type\": \"proc\", \"source\": \"proc\"} to its mounts",
+        ));
+    }
     let paths = |list: Option<&Vec<String>>| -> Result<Vec<PathBuf>> {
         let paths: Vec<PathBuf> = list.into_iter().flatten().map(PathBuf::from).collect();
         match paths.iter().find(|p| !p.is_absolute()) {
@@ -425,6 +439,7 @@ pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan>
         rlimits,
         oom_score_adj: process.oom_score_adj(),
         apparmor_profile: apparmor_profile(process)?,
+        seccomp: None,
     })
 }
 
@@ -445,6 +460,14 @@ fn apparmor_profile(process: &oci_spec::runtime::Process) -> Result<Option<Strin
         )));
     }
     Ok(Some(profile))
+}
+
+impl ProcessPlan {
+    /// This process, under the seccomp filter of `container`'s process.
+    pub fn with_seccomp_of(mut self, container: ProcessPlan) -> ProcessPlan {
+        self.seccomp = container.seccomp;
+        self
+    }
 }
 
 /// A process.json, as `exec --process` takes it.

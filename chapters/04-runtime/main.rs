@@ -230,7 +230,10 @@ fn run(args: Args) -> Result<ExitCode> {
         Command::Delete { force, id } => runtime.delete(&id, force)?,
         Command::Exec { process, detach, tty, console_socket, pid_file, env, cwd, user, id, command } => {
             let process = match process {
-                Some(file) => podlab::runtime::load_process(&file)?,
+                // The container's seccomp filter holds for every process in it.
+                Some(file) => {
+                    podlab::runtime::load_process(&file)?.with_seccomp_of(runtime.configured_process(&id)?)
+                }
                 None => exec_process(runtime.configured_process(&id)?, command, env, cwd, user, tty)?,
             };
             if let Some(exit) =

@@ -47,6 +47,12 @@ pub struct Filter {
     flags: u32,
 }
 
+impl std::fmt::Debug for Filter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Filter({} instructions, flags {:#x})", self.instructions.len(), self.flags)
+    }
+}
+
 impl Filter {
     /// Installs the filter on this thread. Every later call must pass it,
     /// execve included; without no_new_privs, installing needs
