@@ -305,12 +305,17 @@ pub fn normalize(text: &str) -> String {
     static TIME: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z").unwrap()
     });
+    // Descriptors from 3 up: which numbers are free depends on what the
+    // caller left open (0, 1 and 2 are stdio, the same everywhere).
+    static FD: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"/proc/self/fd/([3-9]|[1-9][0-9]+)(?-u:\b)").unwrap());
     // A runtime's record holds a pid and times, so its size varies too.
     static STATE_SIZE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r#"(/state\.json", )[0-9]+ bytes"#).unwrap());
     let text = HOST_PID.replace_all(text, "${1}[pid]");
     let text = TIME.replace_all(&text, "[time]");
     let text = STATE_SIZE.replace_all(&text, "${1}[n] bytes");
+    let text = FD.replace_all(&text, "/proc/self/fd/[fd]");
     TEMP_NAME
         .replace_all(&text, |found: &regex::Captures| match &found[0] {
             template @ "/podlab-XXXXXX" => template.to_string(),
@@ -396,6 +401,14 @@ mod tests {
         assert_eq!(
             normalize(r#"write("/run/x/c1/state.json", 196 bytes)"#),
             r#"write("/run/x/c1/state.json", [n] bytes)"#
+        );
+        assert_eq!(
+            normalize(r#"open("/proc/self/fd/12", O_WRONLY)"#),
+            r#"open("/proc/self/fd/[fd]", O_WRONLY)"#
+        );
+        assert_eq!(
+            normalize(r#"symlink("/proc/self/fd/2", "/dev/stderr")"#),
+            r#"symlink("/proc/self/fd/2", "/dev/stderr")"#
         );
         // A pid inside the container is what the reader should see, and 0 is "me".
         assert_eq!(normalize(r#"write("/x/cgroup.procs", "0")"#), r#"write("/x/cgroup.procs", "0")"#);

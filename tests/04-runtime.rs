@@ -597,6 +597,35 @@ fn seccomp_refuses_as_runc_does() {
     assert_eq!(seen[1], seen[0], "exec: ours (left), runc's (right)");
 }
 
+/// A descriptor its caller leaves open (not close-on-exec) does not reach
+/// the container's program: only stdin, stdout and stderr do, as with runc.
+#[test]
+fn only_stdio_reaches_the_program_as_with_runc() {
+    if !needs_runc("only_stdio_reaches_the_program_as_with_runc") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let bundle = Bundle::new("fds", args_of(&["ls", "/proc/self/fd"]));
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let mut command = runtime.command(&bundle);
+        command.args(["run", &unique_id()]);
+        // SAFETY: dup2 between fork and exec touches no memory of ours.
+        unsafe {
+            command.pre_exec(|| {
+                // stdout again, as fd 9, without close-on-exec: a leak.
+                if nix::libc::dup2(1, 9) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        seen.push(run(&mut command));
+    }
+    assert_eq!(seen[0].stdout, "0\n1\n2\n3\n", "runc: {}", seen[0].stderr);
+    assert_eq!(seen[1].stdout, seen[0].stdout, "ours: {}", seen[1].stderr);
+}
+
 /// `spec` writes a config that parses and that runc runs as well.
 #[test]
 fn our_spec_runs_under_runc_too() {
@@ -849,7 +878,9 @@ fn receive_terminal(listener: std::os::unix::net::UnixListener) -> std::os::fd::
     let mut bytes = [std::io::IoSliceMut::new(&mut name)];
     let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
     let message =
-        recvmsg::<()>(connection.as_raw_fd(), &mut bytes, Some(&mut space), MsgFlags::empty()).unwrap();
+        // Close-on-exec: tests run side by side, and this descriptor must
+        // not leak into the processes another test starts.
+        recvmsg::<()>(connection.as_raw_fd(), &mut bytes, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC).unwrap();
     for control in message.cmsgs().unwrap() {
         if let ControlMessageOwned::ScmRights(fds) = control {
             // SAFETY: the kernel just gave us this descriptor.

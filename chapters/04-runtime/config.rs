@@ -308,6 +308,9 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         )));
     }
     let limits = limits(linux.and_then(|l| l.resources().as_ref()))?;
+    if let Some(unapplied) = unapplied_resources(linux.and_then(|l| l.resources().as_ref())) {
+        process.warnings.push(unapplied);
+    }
     let sysctl = sysctl(linux.and_then(|l| l.sysctl().as_ref()), namespaces, &join)?;
     Ok(Plan {
         process,
@@ -501,6 +504,31 @@ fn limits(resources: Option<&oci_spec::runtime::LinuxResources>) -> Result<Limit
         _ => None,
     };
     Ok(Limits { memory, pids, cpu })
+}
+
+/// The linux.resources a config sets that level 3 does not apply, said in
+/// one warning: a limit left out must not pass in silence.
+fn unapplied_resources(resources: Option<&oci_spec::runtime::LinuxResources>) -> Option<String> {
+    const APPLIED: [&str; 4] = ["memory.limit", "pids.limit", "cpu.quota", "cpu.period"];
+    fn leaves(value: &serde_json::Value, path: String, found: &mut Vec<String>) {
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::Object(members) => {
+                for (name, member) in members {
+                    let path = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                    leaves(member, path, found);
+                }
+            }
+            serde_json::Value::Array(items) if items.is_empty() => {}
+            _ => found.push(path),
+        }
+    }
+    let mut found = Vec::new();
+    leaves(&serde_json::to_value(resources?).ok()?, String::new(), &mut found);
+    found.retain(|path| !APPLIED.contains(&path.as_str()));
+    (!found.is_empty()).then(|| {
+        format!("linux.resources: {} not applied (podlab applies {})", found.join(", "), APPLIED.join(", "))
+    })
 }
 
 /// One line of each of uid_mappings and gid_mappings, the same for both:

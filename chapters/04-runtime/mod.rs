@@ -904,10 +904,13 @@ fn become_the_process(process: &ProcessPlan) -> Result<()> {
 }
 // ANCHOR_END: become_the_process
 
-/// The very last step before execve: the seccomp filter, where no_new_privs
-/// lets it wait until here, so that as few of our own calls as can be must
-/// pass it (runc's order).
+/// The very last steps before execve: no descriptor but stdio left to the
+/// program, and the seccomp filter, where no_new_privs lets it wait until
+/// here, so that as few of our own calls as can be must pass it (runc's
+/// order).
 fn last_before_execve(process: &ProcessPlan) -> Result<()> {
+    // Only stdin, stdout and stderr go on into the program, as with runc.
+    kernel::close_on_exec_from_3()?;
     match (&process.seccomp, process.no_new_privileges) {
         (Some(filter), true) => filter.install(),
         _ => Ok(()),
