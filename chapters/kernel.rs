@@ -824,15 +824,15 @@ pub fn fork() -> Result<ForkResult> {
     Ok(forked)
 }
 
-/// Marks every descriptor from 3 up close-on-exec, so that the program
-/// gets stdin, stdout and stderr and nothing else its runtime's caller
-/// happened to leave open (close_range(2), Linux 5.11; before that, each
-/// descriptor in /proc/self/fd).
-pub fn close_on_exec_from_3() -> Result<()> {
-    narrate!("close_range(3, ~0, CLOSE_RANGE_CLOEXEC)");
+/// Marks every descriptor from `first` up close-on-exec, so that the
+/// program gets those below it (stdin, stdout, stderr, and any passed on
+/// on purpose) and nothing else its runtime's caller happened to leave open
+/// (close_range(2), Linux 5.11; before that, each one in /proc/self/fd).
+pub fn close_on_exec_from(first: u32) -> Result<()> {
+    narrate!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)");
     // SAFETY: close_range only changes flags of descriptors; no memory is touched.
     let done = unsafe {
-        nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, nix::libc::CLOSE_RANGE_CLOEXEC)
+        nix::libc::syscall(nix::libc::SYS_close_range, first, u32::MAX, nix::libc::CLOSE_RANGE_CLOEXEC)
     };
     if done == 0 {
         return Ok(());
@@ -840,7 +840,7 @@ pub fn close_on_exec_from_3() -> Result<()> {
     let open =
         std::fs::read_dir("/proc/self/fd").map_err(|e| io_failed("reading /proc/self/fd".into(), e))?;
     let numbers: Vec<i32> = open.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
-    for fd in numbers.into_iter().filter(|fd| *fd >= 3) {
+    for fd in numbers.into_iter().filter(|fd| i64::from(*fd) >= i64::from(first)) {
         // SAFETY: F_SETFD on a number that is, or just was, an open descriptor of ours.
         unsafe { nix::libc::fcntl(fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
     }

@@ -598,7 +598,8 @@ fn seccomp_refuses_as_runc_does() {
 }
 
 /// A descriptor its caller leaves open (not close-on-exec) does not reach
-/// the container's program: only stdin, stdout and stderr do, as with runc.
+/// the container's program: only stdin, stdout and stderr do, and those
+/// --preserve-fds names, as with runc.
 #[test]
 fn only_stdio_reaches_the_program_as_with_runc() {
     if !needs_runc("only_stdio_reaches_the_program_as_with_runc") {
@@ -606,24 +607,33 @@ fn only_stdio_reaches_the_program_as_with_runc() {
     }
     use std::os::unix::process::CommandExt;
     let bundle = Bundle::new("fds", args_of(&["ls", "/proc/self/fd"]));
-    let mut seen = Vec::new();
-    for runtime in [Runtime::Runc, Runtime::Ours] {
-        let mut command = runtime.command(&bundle);
-        command.args(["run", &unique_id()]);
-        // SAFETY: dup2 between fork and exec touches no memory of ours.
-        unsafe {
-            command.pre_exec(|| {
-                // stdout again, as fd 9, without close-on-exec: a leak.
-                if nix::libc::dup2(1, 9) < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+    // Without --preserve-fds, and with --preserve-fds 1 (fd 3 goes on).
+    for (preserve, expected) in [(None, "0\n1\n2\n3\n"), (Some("1"), "0\n1\n2\n3\n4\n")] {
+        let mut seen = Vec::new();
+        for runtime in [Runtime::Runc, Runtime::Ours] {
+            let mut command = runtime.command(&bundle);
+            command.arg("run");
+            if let Some(count) = preserve {
+                command.args(["--preserve-fds", count]);
+            }
+            command.arg(unique_id());
+            // SAFETY: dup2 between fork and exec touches no memory of ours.
+            unsafe {
+                command.pre_exec(|| {
+                    // stdout again, as fds 3 and 9, without close-on-exec.
+                    for fd in [3, 9] {
+                        if nix::libc::dup2(1, fd) < 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
+                    Ok(())
+                });
+            }
+            seen.push(run(&mut command));
         }
-        seen.push(run(&mut command));
+        assert_eq!(seen[0].stdout, expected, "runc, {preserve:?}: {}", seen[0].stderr);
+        assert_eq!(seen[1].stdout, seen[0].stdout, "ours, {preserve:?}: {}", seen[1].stderr);
     }
-    assert_eq!(seen[0].stdout, "0\n1\n2\n3\n", "runc: {}", seen[0].stderr);
-    assert_eq!(seen[1].stdout, seen[0].stdout, "ours: {}", seen[1].stderr);
 }
 
 /// `spec` writes a config that parses and that runc runs as well.

@@ -41,6 +41,9 @@ pub struct Plan {
     pub cgroups_path: Option<String>,
     /// linux.resources: memory, pids and cpu, through level 3.
     pub limits: Limits,
+    /// How many descriptors from 3 on go on into the program (runc's
+    /// --preserve-fds, given on the command line); none but stdio by default.
+    pub preserved_fds: u32,
     /// linux.sysctl: kernel parameters of the container's own namespaces,
     /// as (file under /proc/sys, value).
     pub sysctl: Vec<(PathBuf, String)>,
@@ -327,6 +330,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         ids,
         mounts,
         links: Vec::new(),
+        preserved_fds: 0,
         sysctl,
         annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
     })

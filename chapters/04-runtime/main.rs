@@ -42,6 +42,16 @@ struct Args {
     #[arg(long, global = true, value_name = "FORMAT", default_value = "text")]
     log_format: String,
 
+    /// Pass descriptors 3 to 3+N-1 on to the program (create, run, exec),
+    /// besides stdin, stdout and stderr; all others are closed on exec.
+    #[arg(long, global = true, value_name = "N", default_value_t = 0)]
+    preserve_fds: u32,
+
+    /// Accepted, and what podlab does anyway: no new session keyring per
+    /// container (containerd may pass it).
+    #[arg(long, global = true)]
+    no_new_keyring: bool,
+
     /// Refused: cgroups are managed through the cgroup file system, not systemd.
     #[arg(long, global = true)]
     systemd_cgroup: bool,
@@ -215,7 +225,7 @@ fn run(args: Args) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     kernel::require_root("making containers needs root")?;
-    let runtime = Runtime::new(&args.root)?;
+    let runtime = Runtime::new(&args.root)?.preserving_fds(args.preserve_fds);
     match args.command {
         Command::Spec { .. } | Command::Features => unreachable!("handled above"),
         Command::Create { bundle, pid_file, console_socket, id } => {

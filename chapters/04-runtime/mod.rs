@@ -180,6 +180,9 @@ pub fn features() -> oci_spec::runtime::Features {
 /// A runtime keeping its containers under `root`.
 pub struct Runtime {
     root: PathBuf,
+    /// Descriptors from 3 on that the caller passes on to the program
+    /// (runc's --preserve-fds), besides stdin, stdout and stderr.
+    preserved_fds: u32,
 }
 
 impl Runtime {
@@ -188,7 +191,15 @@ impl Runtime {
     pub fn new(root: &Path) -> Result<Runtime> {
         let root =
             std::path::absolute(root).map_err(|e| Error::new(format!("--root {}: {e}", root.display())))?;
-        Ok(Runtime { root })
+        Ok(Runtime { root, preserved_fds: 0 })
+    }
+
+    /// Passes descriptors 3 to 3 + `count` - 1 on to the programs this
+    /// runtime starts, as systemd's socket activation and runc's
+    /// --preserve-fds do.
+    pub fn preserving_fds(mut self, count: u32) -> Runtime {
+        self.preserved_fds = count;
+        self
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -314,6 +325,7 @@ impl Runtime {
         let bundle = std::path::absolute(bundle)
             .map_err(|e| Error::new(format!("bundle {}: {e}", bundle.display())))?;
         let mut plan = config::load(&bundle)?;
+        plan.preserved_fds = self.preserved_fds;
         for warning in &plan.process.warnings {
             eprintln!("warning: {warning}");
         }
@@ -450,7 +462,7 @@ impl Runtime {
             }
             become_the_process(process)?;
             ready();
-            last_before_execve(process)?;
+            last_before_execve(process, self.preserved_fds)?;
             Err(kernel::execve(&program, &process.args, &process.env))
         })?;
         if let Some(pid_file) = pid_file {
@@ -785,7 +797,7 @@ fn spawn(
         // The process stays here until `start`; `create` is done once it is.
         let _door = wait_for_start(fifo, ready)?;
         run_hooks(&plan.hooks.start_container, &seen_inside(Status::Created), "startContainer")?;
-        last_before_execve(&plan.process)?;
+        last_before_execve(&plan.process, plan.preserved_fds)?;
         Err(kernel::execve(&program, &plan.process.args, &plan.process.env))
     })
 }
@@ -908,9 +920,10 @@ fn become_the_process(process: &ProcessPlan) -> Result<()> {
 /// program, and the seccomp filter, where no_new_privs lets it wait until
 /// here, so that as few of our own calls as can be must pass it (runc's
 /// order).
-fn last_before_execve(process: &ProcessPlan) -> Result<()> {
-    // Only stdin, stdout and stderr go on into the program, as with runc.
-    kernel::close_on_exec_from_3()?;
+fn last_before_execve(process: &ProcessPlan, preserved_fds: u32) -> Result<()> {
+    // Only stdin, stdout, stderr and what the caller asked to preserve go
+    // on into the program, as with runc.
+    kernel::close_on_exec_from(3 + preserved_fds)?;
     match (&process.seccomp, process.no_new_privileges) {
         (Some(filter), true) => filter.install(),
         _ => Ok(()),
