@@ -257,6 +257,14 @@ pub fn open_path(path: &Path) -> Result<OwnedFd> {
         .map_err(|e| failed(format!("open({path:?}, O_PATH)"), e))
 }
 
+/// open(2) to write a new file (or an old one, emptied), mode 0644.
+pub fn create_file(path: &Path) -> Result<OwnedFd> {
+    narrate!("open({path:?}, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0o644)");
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC;
+    nix::fcntl::open(path, flags, Mode::from_bits_truncate(0o644))
+        .map_err(|e| failed(format!("open({path:?}, O_CREAT)"), e))
+}
+
 /// open(2) to write, which for a FIFO waits until someone opens it to read.
 /// `about_to_wait` runs once the call is told, just before it waits: to let
 /// a parent know that we are at the door.

@@ -193,11 +193,14 @@ enum Command {
 fn main() -> ExitCode {
     let args = Args::parse();
     narrate::set_quiet(args.quiet || args.log.is_some());
-    let log = args.log.clone().map(|file| (file, args.log_format == "json"));
+    // Opened now, on the host's paths: exec fails, if it does, inside the
+    // container's mount namespace, where the path means nothing.
+    let log =
+        args.log.as_deref().and_then(podlab::runtime::open_log).map(|file| (file, args.log_format == "json"));
     let result = run(args);
     // containerd's shim reads the log file to say why a runtime failed.
-    if let (Err(error), Some((file, json))) = (&result, log) {
-        podlab::runtime::log_error(&file, json, &error.to_string());
+    if let (Err(error), Some((mut file, json))) = (&result, log) {
+        podlab::runtime::log_error(&mut file, json, &error.to_string());
     }
     // Errors end with 1, as runc's do: containerd and scripts judge by it.
     finish_with("04-runtime", result, 1)

@@ -447,8 +447,10 @@ impl Runtime {
             )));
         }
         check_console(process.terminal, console_socket)?;
-        // On the host's paths, so before joining the container's.
+        // On the host's paths, so before joining the container's: the
+        // console socket, and the pid file, written once the pid is known.
         let console = console_socket.map(kernel::connect_unix).transpose()?;
+        let pid_file = pid_file.map(kernel::create_file).transpose()?;
         if let Some(cgroup) = self.cgroup(&self.record(id)?) {
             cgroup.join_self()?;
         }
@@ -466,7 +468,7 @@ impl Runtime {
             Err(kernel::execve(&program, &process.args, &process.env))
         })?;
         if let Some(pid_file) = pid_file {
-            kernel::write_file(pid_file, &child.to_string())?;
+            kernel::write_to(&pid_file, child.to_string().as_bytes(), "the pid file")?;
         }
         if detach {
             return Ok(None);
@@ -718,7 +720,7 @@ pub fn ps_lines(pids: &[Pid], options: &[String]) -> Result<String> {
 /// Appends an error to the log file containerd gave us, as runc writes it:
 /// one JSON object a line with --log-format json, else plain text. A log
 /// that cannot be written is no reason to fail more.
-pub fn log_error(file: &Path, json: bool, message: &str) {
+pub fn log_error(log: &mut std::fs::File, json: bool, message: &str) {
     use std::io::Write;
     let time = rfc3339(SystemTime::now());
     let line = if json {
@@ -726,9 +728,13 @@ pub fn log_error(file: &Path, json: bool, message: &str) {
     } else {
         format!("time=\"{time}\" level=error msg={message:?}")
     };
-    if let Ok(mut log) = std::fs::OpenOptions::new().create(true).append(true).open(file) {
-        let _ = writeln!(log, "{line}");
-    }
+    let _ = writeln!(log, "{line}");
+}
+
+/// The log file containerd gave us, opened to append, before anything
+/// moves this process away from the host's paths.
+pub fn open_log(file: &Path) -> Option<std::fs::File> {
+    std::fs::OpenOptions::new().create(true).append(true).open(file).ok()
 }
 
 /// Removes a half-made container's directory unless kept.
