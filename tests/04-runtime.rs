@@ -1019,6 +1019,7 @@ fn update_changes_limits_as_runc() {
     use podlab::cgroups::{Cgroup, Version};
     let version = Version::of_this_machine().unwrap();
     let memory_file = if version == Version::V1 { "memory.limit_in_bytes" } else { "memory.max" };
+    let shares_file = if version == Version::V1 { "cpu.shares" } else { "cpu.weight" };
     let mut seen = Vec::new();
     for runtime in [Runtime::Runc, Runtime::Ours] {
         let id = unique_id();
@@ -1026,6 +1027,7 @@ fn update_changes_limits_as_runc() {
             args_of(&["sleep", "30"])(config);
             config["linux"]["cgroupsPath"] = format!("/{id}").into();
             config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 50});
+            config["linux"]["resources"]["cpu"] = serde_json::json!({"shares": 512});
         });
         assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
         let cgroup = Cgroup::existing(version, &id);
@@ -1040,7 +1042,13 @@ fn update_changes_limits_as_runc() {
         let after_file = (read("pids", "pids.max"), read("memory", memory_file));
         let from_option = runtime.detached(&bundle, &["update", "--pids-limit", "20", &id]);
         let after_option = (read("pids", "pids.max"), read("memory", memory_file));
-        seen.push(format!("{before:?}; {from_file:?}: {after_file:?}; {from_option:?}: {after_option:?}"));
+        let shares_before = read("cpu", shares_file);
+        let from_shares = runtime.detached(&bundle, &["update", "--cpu-share", "256", &id]);
+        let shares_after = read("cpu", shares_file);
+        seen.push(format!(
+            "{before:?}; {from_file:?}: {after_file:?}; {from_option:?}: {after_option:?}; \
+             shares {shares_before:?}, {from_shares:?}: {shares_after:?}"
+        ));
         cgroup.keep();
         assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
     }

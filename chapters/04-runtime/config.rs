@@ -41,6 +41,9 @@ pub struct Plan {
     pub cgroups_path: Option<String>,
     /// linux.resources: memory, pids and cpu, through level 3.
     pub limits: Limits,
+    /// linux.resources.cpu.shares: the container's weight when CPUs are
+    /// contended (what Kubernetes makes of a CPU request).
+    pub cpu_shares: Option<u64>,
     /// How many descriptors from 3 on go on into the program (runc's
     /// --preserve-fds, given on the command line); none but stdio by default.
     pub preserved_fds: u32,
@@ -321,6 +324,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         hooks: hooks(spec)?,
         cgroups_path,
         limits,
+        cpu_shares: cpu_shares(linux.and_then(|l| l.resources().as_ref())),
         masked_paths,
         readonly_paths,
         rootfs,
@@ -484,8 +488,14 @@ pub fn load_process(file: &Path) -> Result<ProcessPlan> {
 
 /// A linux.resources object on its own, as `update --resources` takes it
 /// (containerd passes it on standard input, as "-").
-pub fn load_resources(file: &Path) -> Result<Limits> {
-    limits(Some(&read_json(file, "resources")?))
+pub fn load_resources(file: &Path) -> Result<(Limits, Option<u64>)> {
+    let resources = read_json(file, "resources")?;
+    Ok((limits(Some(&resources))?, cpu_shares(Some(&resources))))
+}
+
+/// linux.resources.cpu.shares, if set (0 is "not set", as in runc).
+fn cpu_shares(resources: Option<&oci_spec::runtime::LinuxResources>) -> Option<u64> {
+    resources?.cpu().as_ref()?.shares().filter(|shares| *shares > 0)
 }
 
 /// The limits level 3 knows how to write, from linux.resources; a negative
@@ -513,7 +523,7 @@ fn limits(resources: Option<&oci_spec::runtime::LinuxResources>) -> Result<Limit
 /// The linux.resources a config sets that level 3 does not apply, said in
 /// one warning: a limit left out must not pass in silence.
 fn unapplied_resources(resources: Option<&oci_spec::runtime::LinuxResources>) -> Option<String> {
-    const APPLIED: [&str; 4] = ["memory.limit", "pids.limit", "cpu.quota", "cpu.period"];
+    const APPLIED: [&str; 5] = ["memory.limit", "pids.limit", "cpu.quota", "cpu.period", "cpu.shares"];
     fn leaves(value: &serde_json::Value, path: String, found: &mut Vec<String>) {
         match value {
             serde_json::Value::Null => {}

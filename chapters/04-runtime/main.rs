@@ -156,6 +156,9 @@ enum Command {
         /// Memory limit: 64M, 512K, 1G.
         #[arg(long, value_name = "SIZE")]
         memory: Option<String>,
+        /// CPU shares: the weight when CPUs are contended (1024 by default).
+        #[arg(long, value_name = "N")]
+        cpu_share: Option<u64>,
         /// The most processes at once.
         #[arg(long, value_name = "N")]
         pids_limit: Option<String>,
@@ -255,11 +258,12 @@ fn run(args: Args) -> Result<ExitCode> {
                 return Ok(exit.exit_code());
             }
         }
-        Command::Update { resources, memory, pids_limit, cpu_quota, cpu_period, id } => {
-            let mut limits = match resources {
+        Command::Update { resources, memory, cpu_share, pids_limit, cpu_quota, cpu_period, id } => {
+            let (mut limits, mut shares) = match resources {
                 Some(file) => podlab::runtime::load_resources(&file)?,
                 None => Default::default(),
             };
+            shares = cpu_share.or(shares);
             if let Some(size) = memory {
                 limits.memory = Some(podlab::cgroups::parse_size(&size)?);
             }
@@ -274,7 +278,7 @@ fn run(args: Args) -> Result<ExitCode> {
                 (None, Some(_)) => return Err(Error::new("--cpu-period goes with --cpu-quota: give both")),
                 (None, None) => {}
             }
-            runtime.update(&id, &limits)?;
+            runtime.update(&id, &limits, shares)?;
         }
         Command::Pause { id } => runtime.pause(&id)?,
         Command::Resume { id } => runtime.resume(&id)?,

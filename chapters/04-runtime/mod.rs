@@ -286,7 +286,7 @@ impl Runtime {
 
     /// Changes the limits of container `id` while it lives: only those set
     /// in `limits`, through level 3 as at create.
-    pub fn update(&self, id: &str, limits: &Limits) -> Result<()> {
+    pub fn update(&self, id: &str, limits: &Limits, cpu_shares: Option<u64>) -> Result<()> {
         let state = self.state(id)?;
         if state.status == Status::Stopped {
             return Err(Error::new(format!("cannot update container {id}: it is stopped")));
@@ -294,7 +294,8 @@ impl Runtime {
         let cgroup = self
             .cgroup(&self.record(id)?)
             .ok_or_else(|| Error::new(format!("container {id} has no cgroup to update")))?;
-        write_limits(&cgroup, limits)
+        write_limits(&cgroup, limits)?;
+        cpu_shares.map_or(Ok(()), |shares| write_cpu_shares(&cgroup, shares))
     }
 
     /// The host's pids of the processes in container `id`, as `ps` lists them.
@@ -355,6 +356,9 @@ impl Runtime {
             plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")),
         )?;
         write_limits(&cgroup, &plan.limits)?;
+        if let Some(shares) = plan.cpu_shares {
+            write_cpu_shares(&cgroup, shares)?;
+        }
         if version == Version::V1 {
             let own_namespace = plan.namespaces.contains(CloneFlags::CLONE_NEWCGROUP);
             (plan.mounts, plan.links) = config::cgroup_tree_v1(&plan.mounts, &cgroup.name, own_namespace)?;
@@ -661,6 +665,20 @@ fn delete_every_container(dir: &Path) {
     if let Ok(runtime) = Runtime::new(&dir.join("state")) {
         for state in runtime.list().unwrap_or_default() {
             let _ = runtime.delete(&state.id, true);
+        }
+    }
+}
+
+/// CPU shares: v1's cpu.shares as they are; under v2, cpu.weight, whose
+/// scale (1 to 10000, 100 by default) runc maps them onto linearly from
+/// v1's (2 to 262144, 1024 by default).
+fn write_cpu_shares(cgroup: &Cgroup, shares: u64) -> Result<()> {
+    let shares = shares.clamp(2, 262_144);
+    match cgroup.version {
+        Version::V1 => kernel::write_file(&cgroup.file("cpu", "cpu.shares"), &shares.to_string()),
+        Version::V2 => {
+            let weight = 1 + ((shares - 2) * 9999) / 262_142;
+            kernel::write_file(&cgroup.file("cpu", "cpu.weight"), &weight.to_string())
         }
     }
 }
