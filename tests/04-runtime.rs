@@ -181,6 +181,22 @@ fn unique_id() -> String {
     format!("podlab-t{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// `run` of `bundle` through runc, which must show what `runc_shows` looks
+/// for (else the case is wrong, not ours), then through ours: the same exit
+/// status and output. What runc printed comes back.
+fn runs_as_with_runc(bundle: &Bundle, what: &str, runc_shows: impl Fn(&str) -> bool) -> Outcome {
+    let theirs = Runtime::Runc.run(bundle, &["run", &unique_id()]);
+    assert!(runc_shows(&theirs.stdout), "{what}: runc printed {:?}; {}", theirs.stdout, theirs.stderr);
+    let ours = Runtime::Ours.run(bundle, &["run", &unique_id()]);
+    assert_eq!(
+        (ours.code, &ours.stdout),
+        (theirs.code, &theirs.stdout),
+        "{what}: ours (left) and runc's (right) differ; our stderr: {}",
+        ours.stderr
+    );
+    theirs
+}
+
 fn args_of(command: &[&str]) -> impl FnOnce(&mut Value) {
     let args: Vec<Value> = command.iter().map(|a| Value::String(a.to_string())).collect();
     move |config: &mut Value| config["process"]["args"] = Value::Array(args)
@@ -437,10 +453,7 @@ fn sysctl_and_oom_score_as_with_runc() {
             "fs.mqueue.msg_max": "20",
         });
     });
-    let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
-    assert_eq!(theirs.stdout, "500\n123456\n1\nexample.org\n20\n", "runc: {}", theirs.stderr);
-    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
-    assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+    runs_as_with_runc(&bundle, "sysctl and oomScoreAdj", |out| out == "500\n123456\n1\nexample.org\n20\n");
 }
 
 /// features: JSON of the specification's shape, with the hooks runc runs,
@@ -492,15 +505,9 @@ fn a_user_namespace_as_with_runc() {
         config["linux"]["uidMappings"] = map.clone();
         config["linux"]["gidMappings"] = map;
     });
-    let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
-    assert!(
-        theirs.stdout.starts_with("c\nc\nwrites to /dev/null\n4\n0\n"),
-        "runc: {}{}",
-        theirs.stdout,
-        theirs.stderr
-    );
-    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
-    assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+    runs_as_with_runc(&bundle, "a user namespace", |out| {
+        out.starts_with("c\nc\nwrites to /dev/null\n4\n0\n")
+    });
 }
 
 /// The cgroup tree inside: under v1 a tmpfs with one mount for each of the
@@ -521,15 +528,8 @@ fn cgroup_tree_inside_as_with_runc() {
                 config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
             }
         });
-        let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
-        assert!(theirs.stdout.contains("/sys/fs/cgroup"), "runc: {}{}", theirs.stdout, theirs.stderr);
-        let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
-        assert_eq!(
-            (ours.code, &ours.stdout),
-            (theirs.code, &theirs.stdout),
-            "cgroup namespace: {own_namespace}; our stderr: {}",
-            ours.stderr
-        );
+        let what = format!("the cgroup tree, cgroup namespace: {own_namespace}");
+        runs_as_with_runc(&bundle, &what, |out| out.contains("/sys/fs/cgroup"));
     }
 }
 
@@ -562,19 +562,8 @@ fn seccomp_refuses_as_runc_does() {
             config["process"]["noNewPrivileges"] = no_new_privileges.into();
             config["linux"]["seccomp"] = profile.clone();
         });
-        let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
-        assert_eq!(
-            theirs.stdout, "mkdir refused\nlinux32 refused\nlinux64 ran\nkill -9 refused\nkill -15 ran\n",
-            "runc: {}",
-            theirs.stderr
-        );
-        let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
-        assert_eq!(
-            (ours.code, &ours.stdout),
-            (theirs.code, &theirs.stdout),
-            "nnp {no_new_privileges}: {}",
-            ours.stderr
-        );
+        let refusals = "mkdir refused\nlinux32 refused\nlinux64 ran\nkill -9 refused\nkill -15 ran\n";
+        runs_as_with_runc(&bundle, &format!("seccomp, nnp {no_new_privileges}"), |out| out == refusals);
     }
     let bundle = Bundle::new("seccomp-exec", |config| {
         args_of(&["sleep", "30"])(config);
@@ -653,10 +642,8 @@ fn our_spec_runs_under_runc_too() {
     let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     args_of(&["sh", "-c", "hostname; echo done"])(&mut config);
     std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
-    let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
-    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
-    assert_eq!((theirs.code, theirs.stdout.as_str()), (Some(0), "podlab\ndone\n"), "{}", theirs.stderr);
-    assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+    let theirs = runs_as_with_runc(&bundle, "our spec", |out| out == "podlab\ndone\n");
+    assert_eq!(theirs.code, Some(0), "runc: {}", theirs.stderr);
 }
 
 /// linux.resources through level 3's cgroups: over the memory limit the
