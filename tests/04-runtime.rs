@@ -20,6 +20,7 @@ scenario_tests!(LEVEL;
     run_a_default_bundle => "run",
     lifecycle => "lifecycle",
     pause => "pause",
+    hooks => "hooks",
     seccomp => "seccomp",
     mounts => "mounts",
     no_rootfs => "no-rootfs",

@@ -615,6 +615,15 @@ pub const LEVEL: Level = Level {
             alongside: None,
         },
         Scenario {
+            name: "hooks",
+            args: &["--root", "state", "create", "hookdemo"],
+            then: &[&["--root", "state", "start", "hookdemo"], &["--root", "state", "delete", "--force", "hookdemo"]],
+            files: &[("config.json", include_str!("bundles/hooks.json"))],
+            shows: "each kind of hook, run where and when the specification says, told the state",
+            hint: "the hooks are written for you: compare the handshake's lines first",
+            alongside: None,
+        },
+        Scenario {
             name: "mounts",
             args: &["--root", "state", "run", "mounted"],
             then: &[],
@@ -878,6 +887,7 @@ fn set_up_inside(
 }
 // ANCHOR_END: set_up_inside
 
+// ANCHOR: give_a_terminal
 /// A terminal from the container's own devpts for this process: its master
 /// end goes to whoever listens on the console socket (containerd's shim).
 fn give_a_terminal(console: &OwnedFd) -> Result<()> {
@@ -886,6 +896,7 @@ fn give_a_terminal(console: &OwnedFd) -> Result<()> {
     drop(master);
     kernel::take_terminal(&terminal)
 }
+// ANCHOR_END: give_a_terminal
 
 /// A terminal needs somewhere to send its master end, and a console socket
 /// is only for a terminal.
@@ -954,6 +965,7 @@ fn last_before_execve(process: &ProcessPlan, preserved_fds: u32) -> Result<()> {
     }
 }
 
+// ANCHOR: run_hooks
 /// Runs `hooks` in order, each with the container's state on its stdin;
 /// the first that fails (or times out) fails them all.
 fn run_hooks(hooks: &[config::Hook], state: &State, which: &str) -> Result<()> {
@@ -967,6 +979,7 @@ fn run_hooks(hooks: &[config::Hook], state: &State, which: &str) -> Result<()> {
     }
     Ok(())
 }
+// ANCHOR_END: run_hooks
 
 /// Read-only paths become read-only bind mounts of themselves; masked paths
 /// disappear under an empty read-only tmpfs (a directory) or /dev/null (a
