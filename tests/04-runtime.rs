@@ -587,6 +587,49 @@ fn seccomp_refuses_as_runc_does() {
     assert_eq!(seen[1], seen[0], "exec: ours (left), runc's (right)");
 }
 
+/// A rule that compares one argument twice: runc makes each comparison a
+/// rule of its own, so any one refuses, even that of another argument. A
+/// rule that compares each argument once needs all its comparisons. (runc's
+/// ENOSYS for calls newer than the profile is left to the unit tests:
+/// busybox makes no call whose answer would show it.)
+#[test]
+fn seccomp_corner_cases_as_runc() {
+    if !needs_runc("seccomp_corner_cases_as_runc") {
+        return;
+    }
+    let probe = "sleep 5 & kill -9 $! 2>/dev/null || echo kill -9 refused; \
+                 kill -15 $! 2>/dev/null || echo kill -15 refused; \
+                 kill -0 1 2>/dev/null || echo kill -0 1 refused; kill -0 $! && echo kill -0 ran; \
+                 ionice -c 3 true 2>/dev/null || echo ionice idle refused; \
+                 ionice -c 2 -n 5 true && echo ionice best-effort ran; kill -1 $! && echo kill -1 ran";
+    let eq =
+        |index: u32, value: u64| serde_json::json!({"index": index, "value": value, "op": "SCMP_CMP_EQ"});
+    let profile = serde_json::json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            // Signal 9, signal 15, or pid 1.
+            {"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": [eq(1, 9), eq(1, 15), eq(0, 1)]},
+            // IOPRIO_WHO_PROCESS and the idle class (3 << 13).
+            {"names": ["ioprio_set"], "action": "SCMP_ACT_ERRNO", "args": [eq(0, 1), eq(2, 0x6000)]},
+        ],
+    });
+    let bundle = Bundle::new("seccomp-corners", |config| {
+        args_of(&["sh", "-c", probe])(config);
+        config["linux"]["seccomp"] = profile;
+    });
+    let theirs = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+    assert_eq!(
+        theirs.stdout,
+        "kill -9 refused\nkill -15 refused\nkill -0 1 refused\nkill -0 ran\nionice idle refused\n\
+         ionice best-effort ran\nkill -1 ran\n",
+        "runc: {}",
+        theirs.stderr
+    );
+    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+    assert_eq!((ours.code, &ours.stdout), (theirs.code, &theirs.stdout), "{}", ours.stderr);
+}
+
 /// A descriptor its caller leaves open (not close-on-exec) does not reach
 /// the container's program: only stdin, stdout and stderr do, and those
 /// --preserve-fds names, as with runc.

@@ -19,7 +19,8 @@
 //! always, x32 and x86 if listed), each a block for each system call named:
 //!
 //! ```text
-//! section x86_64   arch is AUDIT_ARCH_X86_64 and nr < 0x4000_0000, else on to the next section
+//! section x86_64   arch is AUDIT_ARCH_X86_64 and nr < 0x4000_0000, else on to the next section;
+//!                  nr above the largest the profile names: return ENOSYS, if runc would
 //!   block mkdir    nr is 83, else on to the next block;
 //!                  each rule for mkdir in turn: its comparisons, then return its action
 //!   block ...
@@ -94,6 +95,10 @@ const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 /// thread of it goes on without the one killed.
 const UNLISTED_ABI: u32 = libc::SECCOMP_RET_KILL_PROCESS;
 
+/// What a call newer than the profile gets, where runc's stub gives it
+/// ENOSYS (see [`section`]).
+const NEWER_THAN_THE_PROFILE: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+
 /// One of the ABIs an x86_64 kernel takes system calls in; a program
 /// chooses by how it calls (`syscall`, `int 0x80`, `syscall` with the x32
 /// bit in the number).
@@ -133,7 +138,11 @@ struct Rule<'a> {
 // ANCHOR: compile
 /// Compiles a profile into a filter. For each call, the first rule that
 /// names it and whose arguments all compare as it says decides; a call
-/// that no rule decides gets the default action. Names our tables lack
+/// that no rule decides gets the default action. As with runc, a rule's
+/// comparisons must all hold, unless it compares one argument twice: then
+/// any one of them is enough (see [`rules`]). Also as with runc, when the
+/// default action refuses, a call numbered above every call the profile
+/// names fails with ENOSYS instead (see [`section`]). Names our tables lack
 /// (other architectures' calls, or calls newer than the tables) are
 /// skipped, as runc skips those its libseccomp does not know: real
 /// profiles name the calls of several architectures at once.
@@ -141,10 +150,11 @@ pub fn compile(seccomp: &LinuxSeccomp) -> Result<Filter> {
     let default = action(seccomp.default_action(), seccomp.default_errno_ret(), "defaultAction")?;
     let abis = abis(seccomp.architectures().as_deref().unwrap_or_default())?;
     let rules = rules(seccomp.syscalls().as_deref().unwrap_or_default())?;
+    let enosys = newer_calls_get_enosys(seccomp.default_action());
     // Written from the end backwards: last, what no section took.
     let mut program = Backwards::ending_with(UNLISTED_ABI);
-    for abi in abis.iter().rev() {
-        section(&mut program, abi, &rules, default)?;
+    for &(abi, listed) in abis.iter().rev() {
+        section(&mut program, abi, &rules, default, enosys && listed);
     }
     let instructions = program.into_instructions();
     if instructions.len() > libc::BPF_MAXINSNS as usize {
@@ -201,14 +211,23 @@ fn action(action: LinuxSeccompAction, errno_ret: Option<u32>, whose: &str) -> Re
     Ok(base | data)
 }
 
+/// Whether calls newer than the profile get ENOSYS (see [`section`]): as
+/// runc decides, unless the default action lets calls run, or hands them
+/// to a tracer, which can answer ENOSYS itself.
+fn newer_calls_get_enosys(default: LinuxSeccompAction) -> bool {
+    use LinuxSeccompAction::*;
+    !matches!(default, ScmpActAllow | ScmpActLog | ScmpActTrace)
+}
+
 /// The ABIs to let in, in the order the program tests them: x86_64
 /// always, as libseccomp always adds the native architecture, then x32 and
-/// x86 if listed.
-fn abis(architectures: &[Arch]) -> Result<Vec<&'static Abi>> {
-    let (mut x32, mut x86) = (false, false);
+/// x86 if listed. Each comes with whether `architectures` lists it, as
+/// runc's ENOSYS stub covers only those (see [`section`]).
+fn abis(architectures: &[Arch]) -> Result<Vec<(&'static Abi, bool)>> {
+    let (mut x86_64, mut x32, mut x86) = (false, false, false);
     for arch in architectures {
         match arch {
-            Arch::ScmpArchNative | Arch::ScmpArchX86_64 => {}
+            Arch::ScmpArchNative | Arch::ScmpArchX86_64 => x86_64 = true,
             Arch::ScmpArchX32 => x32 = true,
             Arch::ScmpArchX86 => x86 = true,
             other => {
@@ -219,7 +238,8 @@ fn abis(architectures: &[Arch]) -> Result<Vec<&'static Abi>> {
             }
         }
     }
-    Ok([Some(&X86_64), x32.then_some(&X32), x86.then_some(&X86)].into_iter().flatten().collect())
+    let listed = [x32.then_some((&X32, true)), x86.then_some((&X86, true))];
+    Ok([Some((&X86_64, x86_64))].into_iter().chain(listed).flatten().collect())
 }
 
 /// The profile's `syscalls`, checked.
@@ -243,9 +263,22 @@ fn rules(syscalls: &[LinuxSyscall]) -> Result<Vec<Rule<'_>>> {
             )));
         }
         let action = action(syscall.action(), syscall.errno_ret(), &whose)?;
-        rules.push(Rule { names, action, args });
+        // libseccomp takes at most one comparison of each argument in a
+        // rule. So runc (libcontainer/seccomp/seccomp_linux.go), given a
+        // rule that compares one argument twice, hands libseccomp each of
+        // its comparisons as a rule of its own, with the same action: any
+        // one that holds decides, even one of another argument. So do we.
+        if compares_an_argument_twice(args) {
+            rules.extend(args.chunks(1).map(|comparison| Rule { names, action, args: comparison }));
+        } else {
+            rules.push(Rule { names, action, args });
+        }
     }
     Ok(rules)
+}
+
+fn compares_an_argument_twice(args: &[LinuxSeccompArg]) -> bool {
+    args.iter().enumerate().any(|(i, arg)| args[..i].iter().any(|earlier| earlier.index() == arg.index()))
 }
 
 /// The SECCOMP_FILTER_FLAG_* bits for the profile's flags.
@@ -263,13 +296,33 @@ fn flags(flags: &[LinuxSeccompFilterFlag]) -> u32 {
 }
 
 /// Writes one ABI's section: on to the next section unless the call is in
-/// this ABI; then a block for each system call the rules name, and the
-/// default action for the rest.
-fn section(program: &mut Backwards, abi: &Abi, rules: &[Rule], default: u32) -> Result<()> {
+/// this ABI; then, if `newer_calls_get_enosys`, ENOSYS for a call numbered
+/// above every call the rules name; then a block for each system call the
+/// rules name, and the default action for the rest.
+///
+/// Why ENOSYS: a program that makes a call newer than the profile (glibc
+/// tries clone3 before clone) takes ENOSYS to mean the kernel lacks it,
+/// and falls back to the older call; EPERM, or a kill, would stop it. runc
+/// (libcontainer/seccomp/patchbpf/enosys_linux.go) puts such a stub in
+/// front of libseccomp's filter, for the architectures the profile lists,
+/// when the default action is not ALLOW, LOG or TRACE. Its "newer" is
+/// "numbered above the largest number the profile names in this ABI": a
+/// call below it that the profile does not name, in a gap or older, gets
+/// the default action as before.
+fn section(program: &mut Backwards, abi: &Abi, rules: &[Rule], default: u32, newer_calls_get_enosys: bool) {
     let next_section = program.start();
     program.ret(default);
-    for (number, rules) in blocks(abi, rules).iter().rev() {
-        block(program, *number, rules, abi.wide_args)?;
+    let blocks = blocks(abi, rules);
+    for (number, rules) in blocks.iter().rev() {
+        block(program, *number, rules, abi.wide_args);
+    }
+    // runc counts every rule's names, and leaves the stub out when the
+    // largest is 0 (x86_64's read): it takes 0 for "none found".
+    let largest_named = blocks.iter().map(|(number, _)| *number).max().filter(|&largest| largest > 0);
+    if let Some(largest_named) = largest_named.filter(|_| newer_calls_get_enosys) {
+        let first_block = program.start();
+        program.ret(NEWER_THAN_THE_PROFILE);
+        program.go_on_if(JGT, largest_named, true, first_block);
     }
     if let Some(x32_bit) = abi.x32_bit {
         program.go_on_if(JGE, X32_SYSCALL_BIT, x32_bit, next_section);
@@ -277,7 +330,6 @@ fn section(program: &mut Backwards, abi: &Abi, rules: &[Rule], default: u32) -> 
     program.load(NR);
     program.go_on_if(JEQ, abi.audit_arch, true, next_section);
     program.load(ARCH);
-    Ok(())
 }
 
 /// The rules by the number each name has in `abi`, numbers in the order
@@ -299,7 +351,7 @@ fn blocks<'r>(abi: &Abi, rules: &'r [Rule<'r>]) -> Vec<(u32, Vec<&'r Rule<'r>>)>
 /// `number`; then its rules in turn, the first whose comparisons all hold
 /// returning its action. If none does, on to the next block, with `nr`
 /// loaded again over the arguments the comparisons loaded.
-fn block(program: &mut Backwards, number: u32, rules: &[&Rule], wide_args: bool) -> Result<()> {
+fn block(program: &mut Backwards, number: u32, rules: &[&Rule], wide_args: bool) {
     let next_block = program.start();
     if rules.iter().any(|rule| !rule.args.is_empty()) {
         program.load(NR);
@@ -309,24 +361,17 @@ fn block(program: &mut Backwards, number: u32, rules: &[&Rule], wide_args: bool)
         program.ret(rule.action);
         for arg in rule.args.iter().rev() {
             let holds = program.start();
-            compare(program, arg, wide_args, holds, next_rule)?;
+            compare(program, arg, wide_args, holds, next_rule);
         }
     }
     program.go_on_if(JEQ, number, true, next_block);
-    Ok(())
 }
 
 /// Writes the test of one argument: to `holds` if it compares as `arg`
 /// says, else to `fails`. A 64-bit argument is two words: the high one
 /// decides when it differs from the value's high word, the low one when
 /// not. (BPF compares unsigned, as libseccomp does.)
-fn compare(
-    program: &mut Backwards,
-    arg: &LinuxSeccompArg,
-    wide: bool,
-    holds: Place,
-    fails: Place,
-) -> Result<()> {
+fn compare(program: &mut Backwards, arg: &LinuxSeccompArg, wide: bool, holds: Place, fails: Place) {
     use LinuxSeccompOperator::*;
     let (high, low) = (|value: u64| (value >> 32) as u32, |value: u64| value as u32);
     // MASKED_EQ: the argument AND `value` must equal `valueTwo`.
@@ -346,13 +391,13 @@ fn compare(
         ScmpCmpLe => (JGT, false),
     };
     let (if_true, if_false) = if true_holds { (holds, fails) } else { (fails, holds) };
-    program.branch(test, low(value), if_true, if_false)?;
+    program.branch(test, low(value), if_true, if_false);
     if let Some(mask) = mask {
         program.and(low(mask));
     }
     program.load(offset);
     if !wide {
-        return Ok(());
+        return;
     }
 
     // The high word, tested first: where it leads when above the value's
@@ -364,16 +409,15 @@ fn compare(
         ScmpCmpGt | ScmpCmpGe => (holds, fails),
         ScmpCmpLt | ScmpCmpLe => (fails, holds),
     };
-    program.branch(JEQ, high(value), low_word, below)?;
+    program.branch(JEQ, high(value), low_word, below);
     if above != below {
         let equal_or_below = program.start();
-        program.branch(JGT, high(value), above, equal_or_below)?;
+        program.branch(JGT, high(value), above, equal_or_below);
     }
     if let Some(mask) = mask {
         program.and(high(mask));
     }
     program.load(offset + 4);
-    Ok(())
 }
 
 /// A classic BPF program, written from its end backwards.
@@ -426,18 +470,12 @@ impl Backwards {
     }
 
     /// To `if_true` if the accumulator `test`s true against `k`, else to
-    /// `if_false`; both must be near.
-    fn branch(&mut self, test: u16, k: u32, if_true: Place, if_false: Place) -> Result<()> {
-        match (u8::try_from(self.distance(if_true)), u8::try_from(self.distance(if_false))) {
-            (Ok(jt), Ok(jf)) => {
-                self.push(test, k, jt, jf);
-                Ok(())
-            }
-            _ => Err(Error::new(
-                "seccomp: a rule compares more arguments than classic BPF can jump over (255 \
-                 instructions): give it fewer args",
-            )),
-        }
+    /// `if_false`. Both are within one rule, whose comparisons (at most one
+    /// for each of the six arguments, as [`rules`] splits the others off)
+    /// take a few dozen instructions: near enough for 8 bits.
+    fn branch(&mut self, test: u16, k: u32, if_true: Place, if_false: Place) {
+        let near = |target| u8::try_from(self.distance(target)).expect("a jump within one rule is short");
+        self.push(test, k, near(if_true), near(if_false));
     }
 
     /// On to the next instruction if the accumulator `test`s `expected`
@@ -596,16 +634,6 @@ mod tests {
 
     #[test]
     fn refuses_programs_classic_bpf_cannot_hold() {
-        let ne_1 = serde_json::json!({"index": 0, "value": 1, "op": "SCMP_CMP_NE"});
-        let many_args = serde_json::json!({
-            "defaultAction": "SCMP_ACT_ALLOW",
-            "syscalls": [{"names": ["kill"], "action": "SCMP_ACT_ERRNO", "args": vec![ne_1; 80]}],
-        });
-        let many_args = compile(&serde_json::from_value(many_args).expect("valid")).err().expect("refused");
-        assert!(
-            many_args.to_string().contains("more arguments than classic BPF can jump over"),
-            "{many_args}"
-        );
         // Every call of every ABI, each in a rule of its own with a comparison.
         let every_call: Vec<_> = [syscalls::X86_64, syscalls::X86, syscalls::X32]
             .concat()
@@ -779,6 +807,42 @@ mod tests {
     }
 
     #[test]
+    fn comparing_one_argument_twice_makes_each_comparison_enough() {
+        let getpid = |a: u64, b: u64| syscall(libc::SYS_getpid, &[a, b]);
+        let refuse_getpid_if = |args: serde_json::Value| {
+            let profile = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+                {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "args": args}]});
+            compile(&serde_json::from_value(profile).expect("valid")).expect("compiles")
+        };
+        let eq =
+            |index: u32, value: u64| serde_json::json!({"index": index, "value": value, "op": "SCMP_CMP_EQ"});
+
+        // Argument 0 is 1, or is 2 (ANDed, no value would be both).
+        let one_or_two = refuse_getpid_if(serde_json::json!([eq(0, 1), eq(0, 2)]));
+        assert_eq!(under(&one_or_two, || getpid(1, 0)), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&one_or_two, || getpid(2, 0)), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&one_or_two, || getpid(3, 0)), Outcome::Returned);
+
+        // Then even argument 1's comparison is enough alone, as with runc
+        // 1.1.5: (3, 5) is refused, though 3 is neither 1 nor 2.
+        let any_of_three = refuse_getpid_if(serde_json::json!([eq(0, 1), eq(0, 2), eq(1, 5)]));
+        assert_eq!(under(&any_of_three, || getpid(1, 0)), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&any_of_three, || getpid(3, 5)), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&any_of_three, || getpid(3, 0)), Outcome::Returned);
+
+        // Without an argument compared twice, all must hold.
+        let both = refuse_getpid_if(serde_json::json!([eq(0, 1), eq(1, 5)]));
+        assert_eq!(under(&both, || getpid(1, 5)), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&both, || getpid(1, 0)), Outcome::Returned);
+        assert_eq!(under(&both, || getpid(3, 5)), Outcome::Returned);
+
+        // However many comparisons of one argument: each is a short rule.
+        let many = refuse_getpid_if((0..80).map(|value| eq(0, value)).collect());
+        assert_eq!(under(&many, || getpid(79, 0)), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&many, || getpid(80, 0)), Outcome::Returned);
+    }
+
+    #[test]
     fn a_call_its_rules_leave_undecided_gets_the_default() {
         // getpid(83) fails getpid's one rule, and 83 is mkdir's number:
         // the mkdir block must test getpid's number, not the argument last loaded.
@@ -792,6 +856,51 @@ mod tests {
         assert_eq!(under(&filter, || getpid_with(1)), Outcome::Failed(Errno::EPERM));
         assert_eq!(under(&filter, || getpid_with(83)), Outcome::Returned);
         assert_eq!(under(&filter, mkdir_root), Outcome::Failed(Errno::EPERM));
+    }
+
+    #[test]
+    fn calls_newer_than_the_profile_get_enosys() {
+        // The largest number named is exit_group's: 231 in x86_64, 252 in i386.
+        // An empty list is no list, for runc as for us.
+        let allowing_exit_and_getpid = |default: &str, architectures: &[&str]| {
+            let mut profile = serde_json::json!({"defaultAction": default, "syscalls": [
+                {"names": ["exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"}]});
+            if !architectures.is_empty() {
+                profile["architectures"] = architectures.into();
+            }
+            compile(&serde_json::from_value(profile).expect("valid")).expect("compiles")
+        };
+        // getrandom (318; i386's 355) would return 0, getppid (110; i386's 64) a pid.
+        let getrandom = || syscall(libc::SYS_getrandom, &[]);
+        let getppid = || syscall(libc::SYS_getppid, &[]);
+        let (i386_getrandom, i386_getppid) = (|| int_0x80(355, 0), || int_0x80(64, 0));
+
+        let errno = allowing_exit_and_getpid("SCMP_ACT_ERRNO", &["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"]);
+        assert_eq!(under(&errno, getrandom), Outcome::Failed(Errno::ENOSYS));
+        assert_eq!(under(&errno, getppid), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&errno, || getpid_with(0)), Outcome::Returned);
+        assert_eq!(under(&errno, i386_getrandom), Outcome::Failed(Errno::ENOSYS));
+        assert_eq!(under(&errno, i386_getppid), Outcome::Failed(Errno::EPERM));
+        let kill = allowing_exit_and_getpid("SCMP_ACT_KILL_PROCESS", &["SCMP_ARCH_X86_64"]);
+        assert_eq!(under(&kill, getrandom), Outcome::Failed(Errno::ENOSYS));
+        assert_eq!(under(&kill, getppid), Outcome::Killed(Signal::SIGSYS));
+
+        // x32's numbers carry the x32 bit, its largest named one too.
+        let x32 = allowing_exit_and_getpid("SCMP_ACT_ERRNO", &["SCMP_ARCH_X86_64", "SCMP_ARCH_X32"]);
+        let x32_call = |number: u32| move || syscall((X32_SYSCALL_BIT | number).into(), &[]);
+        assert_eq!(under(&x32, x32_call(318)), Outcome::Failed(Errno::ENOSYS));
+        assert_eq!(under(&x32, x32_call(110)), Outcome::Failed(Errno::EPERM));
+
+        // As with runc: no stub for the ABIs `architectures` does not list
+        // (x86_64 here, and with no list at all), nor when the default
+        // lets calls run.
+        let x86_only = allowing_exit_and_getpid("SCMP_ACT_ERRNO", &["SCMP_ARCH_X86"]);
+        assert_eq!(under(&x86_only, getrandom), Outcome::Failed(Errno::EPERM));
+        assert_eq!(under(&x86_only, i386_getrandom), Outcome::Failed(Errno::ENOSYS));
+        let unlisted = allowing_exit_and_getpid("SCMP_ACT_ERRNO", &[]);
+        assert_eq!(under(&unlisted, getrandom), Outcome::Failed(Errno::EPERM));
+        let log = allowing_exit_and_getpid("SCMP_ACT_LOG", &["SCMP_ARCH_X86_64"]);
+        assert_eq!(under(&log, getrandom), Outcome::Returned);
     }
 
     #[test]
