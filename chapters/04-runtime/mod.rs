@@ -617,7 +617,10 @@ pub const LEVEL: Level = Level {
         Scenario {
             name: "hooks",
             args: &["--root", "state", "create", "hookdemo"],
-            then: &[&["--root", "state", "start", "hookdemo"], &["--root", "state", "delete", "--force", "hookdemo"]],
+            then: &[
+                &["--root", "state", "start", "hookdemo"],
+                &["--root", "state", "delete", "--force", "hookdemo"],
+            ],
             files: &[("config.json", include_str!("bundles/hooks.json"))],
             shows: "each kind of hook, run where and when the specification says, told the state",
             hint: "the hooks are written for you: compare the handshake's lines first",

@@ -138,7 +138,8 @@ struct Rule<'a> {
 // ANCHOR: compile
 /// Compiles a profile into a filter. For each call, the first rule that
 /// names it and whose arguments all compare as it says decides; a call
-/// that no rule decides gets the default action. As with runc, a rule's
+/// that no rule decides gets the default action, and a rule whose action
+/// is the default's decides nothing (runc leaves it out). As with runc, a rule's
 /// comparisons must all hold, unless it compares one argument twice: then
 /// any one of them is enough (see [`rules`]). Also as with runc, when the
 /// default action refuses, a call numbered above every call the profile
@@ -313,8 +314,13 @@ fn section(program: &mut Backwards, abi: &Abi, rules: &[Rule], default: u32, new
     let next_section = program.start();
     program.ret(default);
     let blocks = blocks(abi, rules);
+    // A rule whose action is the default's decides nothing: runc leaves it
+    // out, so that it cannot stand before another rule for the same call.
     for (number, rules) in blocks.iter().rev() {
-        block(program, *number, rules, abi.wide_args);
+        let deciding: Vec<&Rule> = rules.iter().copied().filter(|rule| rule.action != default).collect();
+        if !deciding.is_empty() {
+            block(program, *number, &deciding, abi.wide_args);
+        }
     }
     // runc counts every rule's names, and leaves the stub out when the
     // largest is 0 (x86_64's read): it takes 0 for "none found".
@@ -595,6 +601,18 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_the_default_action_decides_nothing() {
+        // runc leaves it out: the ALLOW rule after it still lets getpid through.
+        let filter = compile(&profile(
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["getpid", "exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
+        ))
+        .unwrap();
+        assert_eq!(under(&filter, || getpid_with(0)), Outcome::Returned);
+    }
+
+    #[test]
     fn refuses_what_it_cannot_filter() {
         let notify = refusal(r#"{"defaultAction": "SCMP_ACT_NOTIFY"}"#);
         assert!(notify.contains("defaultAction is SCMP_ACT_NOTIFY"), "{notify}");
@@ -737,10 +755,10 @@ mod tests {
     /// a call that tests any comparison without side effects.
     fn getpid_allowed_if(op: &str, value: u64, value_two: u64) -> Filter {
         compile(&profile(&format!(
-            r#"{{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            r#"{{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
                 {{"names": ["getpid"], "action": "SCMP_ACT_ALLOW",
                   "args": [{{"index": 0, "value": {value}, "valueTwo": {value_two}, "op": "{op}"}}]}},
-                {{"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}}]}}"#
+                {{"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"}}]}}"#
         )))
         .expect("compiles")
     }
@@ -791,13 +809,13 @@ mod tests {
     #[test]
     fn all_of_a_rules_args_must_hold_and_the_first_rule_that_does_decides() {
         let filter = compile(&profile(
-            r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            r#"{"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
                 {"names": ["getpid"], "action": "SCMP_ACT_ALLOW", "args": [
                     {"index": 0, "value": 1, "op": "SCMP_CMP_EQ"},
                     {"index": 1, "value": 2, "op": "SCMP_CMP_EQ"}]},
                 {"names": ["getpid"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13,
                  "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_EQ"}]},
-                {"names": ["getpid"], "action": "SCMP_ACT_ERRNO"}]}"#,
+                {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"}]}"#,
         ))
         .expect("compiles");
         let getpid = |a: u64, b: u64| syscall(libc::SYS_getpid, &[a, b]);
