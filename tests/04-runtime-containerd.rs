@@ -19,6 +19,8 @@ struct Containerd {
     dir: PathBuf,
     process: Child,
     namespace: String,
+    /// What appeared in the shim's shared directories since is ours.
+    started: std::time::SystemTime,
 }
 
 impl Containerd {
@@ -46,6 +48,7 @@ impl Containerd {
             dir: dir.to_path_buf(),
             process,
             namespace: format!("podlab-test-{}", std::process::id()),
+            started: std::time::SystemTime::now(),
         };
         let started = Instant::now();
         while !dir.join("containerd.sock").exists() {
@@ -77,21 +80,73 @@ impl Drop for Containerd {
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = self.process.wait();
+        // A failed test can leave a task running, and its shim, which
+        // outlives containerd: both go first.
+        for shim in processes_whose_command_has(&format!("-namespace {} ", self.namespace)) {
+            let _ = nix::sys::signal::kill(shim, nix::sys::signal::Signal::SIGKILL);
+        }
         for mount in podlab::kernel::mounts_under(&self.dir).unwrap_or_default() {
             let _ = nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH);
         }
         // The parent group containerd names after the namespace, which
-        // runtimes leave in place (runc too).
+        // runtimes leave in place (runc too), and what a failed test left
+        // in it.
         for tree in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().filter_map(|e| e.ok()) {
-            let _ = std::fs::remove_dir(tree.path().join(&self.namespace));
+            remove_group_tree(&tree.path().join(&self.namespace));
         }
-        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&self.namespace));
         let _ = std::fs::remove_dir_all(Path::new("/run/containerd/runc").join(&self.namespace));
+        // A task's I/O fifos and its shim's socket, left by a failed test
+        // in the shim's shared directories: what appeared there since we
+        // started.
+        for shared in ["/run/containerd/fifo", "/run/containerd/s"] {
+            for entry in std::fs::read_dir(shared).into_iter().flatten().filter_map(|e| e.ok()) {
+                if entry.metadata().is_ok_and(|m| m.modified().is_ok_and(|t| t >= self.started)) {
+                    let _ =
+                        std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
+                }
+            }
+        }
         // The shim's working directories, at fixed paths: removed only when
         // empty, so that a containerd of the machine's own keeps its own.
         for dir in ["/run/containerd/fifo", "/run/containerd/s", "/run/containerd/runc", "/run/containerd"] {
             let _ = std::fs::remove_dir(dir);
         }
+    }
+}
+
+/// The processes whose command line holds `words` (/proc/PID/cmdline, its
+/// arguments joined by spaces).
+fn processes_whose_command_has(words: &str) -> Vec<nix::unistd::Pid> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&command).replace('\0', " ").contains(words)
+        })
+        .map(nix::unistd::Pid::from_raw)
+        .collect()
+}
+
+/// A cgroup and the groups below it: their processes killed, the groups
+/// removed, deepest first.
+fn remove_group_tree(group: &Path) {
+    for child in std::fs::read_dir(group).into_iter().flatten().filter_map(|e| e.ok()) {
+        if child.path().is_dir() {
+            remove_group_tree(&child.path());
+        }
+    }
+    for _ in 0..50 {
+        if !group.exists() || std::fs::remove_dir(group).is_ok() {
+            return;
+        }
+        let members = std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default();
+        for pid in members.lines().filter_map(|line| line.parse().ok()) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
