@@ -33,6 +33,13 @@ const CONTROLLERS: [&str; 4] = ["memory", "pids", "cpu", "cpuacct"];
 /// made in it (to pause a container), this level's are not. Under v2 every
 /// group can be frozen.
 const FREEZER: &str = "freezer";
+/// Under v1, so has the devices controller, which holds a container to its
+/// list of devices; a runtime's groups are made in its tree too. Under v2
+/// there is no such controller: an eBPF program attached to the group
+/// does its work.
+pub const DEVICES: &str = "devices";
+/// The trees a runtime's groups are made in under v1, besides this level's.
+const FOR_A_CONTAINER: [&str; 2] = [FREEZER, DEVICES];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
@@ -157,10 +164,11 @@ impl Cgroup {
         Self::create_in(version, name, &CONTROLLERS)
     }
 
-    /// Makes the group `name` as [`create`](Cgroup::create) does, in the
-    /// freezer's tree too under v1: a group that can be paused.
-    pub fn create_freezable(version: Version, name: &str) -> Result<Cgroup> {
-        Self::create_in(version, name, &[CONTROLLERS.as_slice(), &[FREEZER]].concat())
+    /// Makes the group `name` as [`create`](Cgroup::create) does, and under
+    /// v1 in the freezer's and the devices controller's trees too: a group
+    /// that can be paused and held to a list of devices.
+    pub fn create_for_a_container(version: Version, name: &str) -> Result<Cgroup> {
+        Self::create_in(version, name, &[CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat())
     }
 
     fn create_in(version: Version, name: &str, controllers: &[&'static str]) -> Result<Cgroup> {
@@ -229,7 +237,7 @@ impl Cgroup {
     /// A group made before, by another run, to remove it (dropping it does).
     pub fn existing(version: Version, name: &str) -> Cgroup {
         let name = name.trim_start_matches('/');
-        let every_tree = [CONTROLLERS.as_slice(), &[FREEZER]].concat();
+        let every_tree = [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat();
         let dirs = Self::directories(version, name, &every_tree)
             .into_iter()
             .filter(|(_, dir)| dir.exists())
@@ -251,13 +259,19 @@ impl Cgroup {
         Ok(())
     }
 
-    /// The path of a controller's file in this group.
-    pub fn file(&self, controller: &str, file: &str) -> PathBuf {
+    /// The group's directory in a controller's tree (v1), or its one
+    /// directory (v2); None under v1 if it was not made in that tree.
+    pub fn directory(&self, controller: &str) -> Option<&Path> {
         let dir = match self.version {
             Version::V1 => self.dirs.iter().find(|(c, _)| *c == controller).map(|(_, d)| d),
             Version::V2 => self.dirs.first().map(|(_, d)| d),
         };
-        dir.expect("the group has a directory for each controller it uses").join(file)
+        dir.map(PathBuf::as_path)
+    }
+
+    /// The path of a controller's file in this group.
+    pub fn file(&self, controller: &str, file: &str) -> PathBuf {
+        self.directory(controller).expect("the group has a directory for each controller it uses").join(file)
     }
 
     /// A file that holds one number.
