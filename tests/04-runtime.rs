@@ -669,6 +669,37 @@ fn only_stdio_reaches_the_program_as_with_runc() {
     }
 }
 
+/// The devices cgroup: with runc's default config (deny all, then runc's
+/// defaults), a container that may mknod can make a disk's node but not
+/// open it; /dev/null stays usable; a rule of the config's own lets a
+/// device in, read-only. As with runc.
+#[test]
+fn devices_are_refused_as_runc_refuses_them() {
+    if !needs_runc("devices_are_refused_as_runc_refuses_them") {
+        return;
+    }
+    // What each open says, errors by their text only.
+    let probe = "rm -f /tmp/disk /tmp/loop; mknod /tmp/disk b 8 0 && echo made a disk node; \
+                 head -c 1 /tmp/disk 2>&1 >/dev/null | sed 's/.*: //'; mknod /tmp/loop b 7 0; \
+                 head -c 1 /tmp/loop >/dev/null 2>&1 && echo the loop device reads; \
+                 (echo x > /tmp/loop) 2>&1 | sed 's/.*: //'; echo x > /dev/null && echo /dev/null works";
+    let bundle = Bundle::new("devices", |config| {
+        args_of(&["sh", "-c", probe])(config);
+        config["root"]["readonly"] = false.into();
+        for set in ["bounding", "effective", "permitted"] {
+            config["process"]["capabilities"][set].as_array_mut().unwrap().push("CAP_MKNOD".into());
+        }
+        // The first loop device, to read only.
+        config["linux"]["resources"]["devices"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"allow": true, "type": "b", "major": 7, "minor": 0, "access": "r"}));
+    });
+    runs_as_with_runc(&bundle, "the devices cgroup", |out| {
+        out.starts_with("made a disk node\nOperation not permitted\n") && out.ends_with("/dev/null works\n")
+    });
+}
+
 /// `spec` writes a config that parses and that runc runs as well.
 #[test]
 fn our_spec_runs_under_runc_too() {

@@ -41,6 +41,9 @@ pub struct Plan {
     pub cgroups_path: Option<String>,
     /// linux.resources: memory, pids and cpu, through level 3.
     pub limits: Limits,
+    /// linux.resources.devices, with runc's defaults: which devices the
+    /// container may make, read and write.
+    pub devices: super::devices::DeviceRules,
     /// linux.resources.cpu.shares: the container's weight when CPUs are
     /// contended (what Kubernetes makes of a CPU request).
     pub cpu_shares: Option<u64>,
@@ -325,6 +328,12 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         cgroups_path,
         limits,
         cpu_shares: cpu_shares(linux.and_then(|l| l.resources().as_ref())),
+        devices: super::devices::rules(
+            linux
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.devices().as_deref())
+                .unwrap_or_default(),
+        )?,
         masked_paths,
         readonly_paths,
         rootfs,
@@ -523,7 +532,8 @@ fn limits(resources: Option<&oci_spec::runtime::LinuxResources>) -> Result<Limit
 /// The linux.resources a config sets that level 3 does not apply, said in
 /// one warning: a limit left out must not pass in silence.
 fn unapplied_resources(resources: Option<&oci_spec::runtime::LinuxResources>) -> Option<String> {
-    const APPLIED: [&str; 5] = ["memory.limit", "pids.limit", "cpu.quota", "cpu.period", "cpu.shares"];
+    const APPLIED: [&str; 6] =
+        ["memory.limit", "pids.limit", "cpu.quota", "cpu.period", "cpu.shares", "devices"];
     fn leaves(value: &serde_json::Value, path: String, found: &mut Vec<String>) {
         match value {
             serde_json::Value::Null => {}
@@ -655,7 +665,7 @@ pub fn cgroup_tree_v1(
             let ours = hierarchy
                 .options
                 .iter()
-                .any(|o| ["memory", "pids", "cpu", "cpuacct", "freezer"].contains(&o.as_str()));
+                .any(|o| ["memory", "pids", "cpu", "cpuacct", "freezer", "devices"].contains(&o.as_str()));
             let inside = if ours { group.to_string() } else { hierarchy.our_path.clone() };
             let source = root.join(&hierarchy.name).join(inside.trim_start_matches('/'));
             let bind = MsFlags::MS_BIND | MsFlags::MS_REC;

@@ -360,6 +360,7 @@ impl Runtime {
         if let Some(shares) = plan.cpu_shares {
             write_cpu_shares(&cgroup, shares)?;
         }
+        plan.devices.apply(&cgroup)?;
         if version == Version::V1 {
             let own_namespace = plan.namespaces.contains(CloneFlags::CLONE_NEWCGROUP);
             (plan.mounts, plan.links) = config::cgroup_tree_v1(&plan.mounts, &cgroup.name, own_namespace)?;
