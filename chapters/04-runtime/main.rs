@@ -16,7 +16,7 @@ use podlab::{kernel, narrate};
 /// A bundle is a directory with a rootfs and a config.json. `create` sets a
 /// container up from it and leaves its first process waiting; `start` lets
 /// it run its program; `state` says where it is in the lifecycle (created,
-/// running, stopped); `kill` signals it; `delete` removes it. State is kept
+/// running, paused, stopped); `kill` signals it; `delete` removes it. State is kept
 /// under --root, so that each command can be a separate invocation, as
 /// containerd makes them.
 #[derive(Parser)]
@@ -170,7 +170,7 @@ enum Command {
         cpu_period: Option<u64>,
         id: String,
     },
-    /// Freeze every process of a running container.
+    /// Freeze every process of a created or running container.
     Pause { id: String },
     /// Thaw a paused container.
     Resume { id: String },
