@@ -724,24 +724,25 @@ fn v1_hierarchies() -> Result<Vec<Hierarchy>> {
         else {
             continue;
         };
+        // The controllers, and a named hierarchy's name=...; not the
+        // options that are not controllers.
+        const NOT_CONTROLLERS: [&str; 4] = ["rw", "ro", "xattr", "clone_children"];
         let options: Vec<String> = super_options
             .split(',')
-            .filter(|o| {
-                !matches!(*o, "rw" | "ro")
-                    && !o.contains("release_agent")
-                    && *o != "xattr"
-                    && *o != "clone_children"
-            })
+            .filter(|o| !NOT_CONTROLLERS.contains(o) && !o.starts_with("release_agent="))
             .map(String::from)
             .collect();
+        // "4:memory:/user.slice": the line whose controllers are this hierarchy's.
         let our_path = memberships
             .lines()
-            .filter_map(|l| l.splitn(3, ':').nth(1).zip(l.splitn(3, ':').nth(2)))
+            .filter_map(|line| {
+                let mut fields = line.splitn(3, ':');
+                Some((fields.nth(1)?, fields.next()?))
+            })
             .find(|(controllers, _)| {
                 !controllers.is_empty() && controllers.split(',').all(|c| options.iter().any(|o| o == c))
             })
-            .map(|(_, path)| path.to_string())
-            .unwrap_or_else(|| "/".to_string());
+            .map_or_else(|| "/".to_string(), |(_, path)| path.to_string());
         hierarchies.push(Hierarchy { name: name.to_string(), options, our_path });
     }
     Ok(hierarchies)
