@@ -253,7 +253,7 @@ fn containerd_runs_a_container_through_our_runtime() {
     for (name, binary) in [("runc", "runc"), ("ours", ours.to_str().unwrap())] {
         let id = format!("podlab-{name}-long-{}", std::process::id());
         let mut story = Vec::new();
-        let mut step = |what: &str, args: &[&str]| {
+        let step = |what: &str, args: &[&str]| {
             let outcome = containerd.ctr(args);
             assert_eq!(outcome.code, Some(0), "{name}: {what}: {}\n{}", outcome.stderr, containerd.log());
             outcome.stdout

@@ -14,6 +14,9 @@ use crate::namespaces::{IdMap, Mount};
 
 use super::mount_options;
 
+/// Symbolic links to make: (the link, inside the container; what it points at).
+pub type Links = Vec<(PathBuf, PathBuf)>;
+
 /// What a container will be, read off its config.json.
 #[derive(Debug)]
 pub struct Plan {
@@ -28,9 +31,8 @@ pub struct Plan {
     pub hostname: Option<String>,
     pub ids: Option<IdMap>,
     pub mounts: Vec<Mount>,
-    /// Symbolic links to make among the mounts, before the pivot: (link
-    /// inside the container, what it points at).
-    pub links: Vec<(PathBuf, PathBuf)>,
+    /// Symbolic links to make among the mounts, before the pivot.
+    pub links: Links,
     /// Paths hidden from the container (/proc/kcore, ...).
     pub masked_paths: Vec<PathBuf>,
     /// Paths the container may read but not change (/proc/sys, ...).
@@ -630,11 +632,7 @@ fn translate_mount(mount: &oci_spec::runtime::Mount, bundle: &Path) -> Result<Ve
 /// shows it its own part; else a bind mount of the directory it is in),
 /// with the host's links between them ("cpu" -> "cpu,cpuacct"). `mounts`
 /// comes back with each such mount so expanded.
-pub fn cgroup_tree_v1(
-    mounts: &[Mount],
-    group: &str,
-    own_namespace: bool,
-) -> Result<(Vec<Mount>, Vec<(PathBuf, PathBuf)>)> {
+pub fn cgroup_tree_v1(mounts: &[Mount], group: &str, own_namespace: bool) -> Result<(Vec<Mount>, Links)> {
     let root = Path::new(crate::cgroups::CGROUP_ROOT);
     let (mut expanded, mut links) = (Vec::new(), Vec::new());
     for mount in mounts {

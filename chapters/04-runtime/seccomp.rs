@@ -522,7 +522,7 @@ mod tests {
     }
 
     fn refusal(json: &str) -> String {
-        compile(&profile(json)).err().expect("the profile is refused").to_string()
+        compile(&profile(json)).expect_err("the profile is refused").to_string()
     }
 
     /// How a call went in a child under a filter.
@@ -666,7 +666,7 @@ mod tests {
             "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
             "syscalls": every_call,
         });
-        let too_long = compile(&serde_json::from_value(too_long).expect("valid")).err().expect("refused");
+        let too_long = compile(&serde_json::from_value(too_long).expect("valid")).expect_err("refused");
         assert!(too_long.to_string().contains("more than the kernel's 4096"), "{too_long}");
     }
 
