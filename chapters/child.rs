@@ -11,6 +11,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::AssertUnwindSafe;
+use std::path::Path;
 use std::process::ExitCode;
 
 use nix::sched::CloneFlags;
@@ -143,15 +144,18 @@ fn parent_side(
 /// container created and waiting to be started. `setup` runs in the child
 /// and calls `ready` once it is set up; errors before that come back here,
 /// with the child killed and reaped. Returns the child's pid once ready.
+/// With `within_user_namespace`, the child's namespaces are made inside that
+/// existing user namespace (a container joining a pod's).
 pub fn spawn_in_new_namespaces(
     namespaces: CloneFlags,
+    within_user_namespace: Option<&Path>,
     prepare: Option<&mut dyn FnMut(Pid) -> Result<()>>,
     setup: impl FnOnce(&mut dyn FnMut()) -> Result<i32>,
 ) -> Result<Pid> {
     let (report_read, report_write) = kernel::pipe_cloexec()?;
     let (go_read, go_write) = kernel::pipe_cloexec()?;
     let go = (go_read, go_write);
-    let child = kernel::clone(namespaces, || {
+    let run_child = || {
         let report = std::cell::Cell::new(Some(report_write.as_raw_fd()));
         // A READY byte, then closing our end of the report pipe, tells the
         // parent we are ready: a quick program may be gone before the
@@ -185,7 +189,11 @@ pub fn spawn_in_new_namespaces(
         };
         let _ = std::io::stdout().flush();
         code
-    })?;
+    };
+    let child = match within_user_namespace {
+        None => kernel::clone(namespaces, run_child)?,
+        Some(user_namespace) => kernel::clone_in_user_namespace(user_namespace, namespaces, run_child)?,
+    };
     let (go_read, go_write) = go;
     drop(go_read);
     drop(report_write);

@@ -923,6 +923,52 @@ pub fn clone(namespaces: CloneFlags, child: impl FnOnce() -> i32) -> Result<Pid>
     Ok(pid)
 }
 
+/// clone(2) from inside an existing user namespace, the one `user_namespace`
+/// names, so that the child's new namespaces belong to it. This process
+/// cannot join it itself: in there it would be an unmapped id, locked out
+/// of the host's files it still has to write. So a forked helper joins it
+/// (setns), clones the child with CLONE_PARENT (the child is then ours, not
+/// the helper's, as if we had cloned it), tells us its pid, and ends.
+pub fn clone_in_user_namespace(
+    user_namespace: &Path,
+    namespaces: CloneFlags,
+    child: impl FnOnce() -> i32,
+) -> Result<Pid> {
+    let (told, tell) = pipe_cloexec()?;
+    match fork()? {
+        ForkResult::Child => {
+            drop(told);
+            let cloned = setns(user_namespace, CloneFlags::CLONE_NEWUSER)
+                .and_then(|()| clone(namespaces | CloneFlags::CLONE_PARENT, child));
+            let message = match cloned {
+                Ok(pid) => pid.to_string(),
+                Err(error) => error.to_string(),
+            };
+            let _ = unistd::write(&tell, message.as_bytes());
+            // SAFETY: _exit ends the helper without running the parent's
+            // destructors a second time.
+            unsafe { nix::libc::_exit(0) }
+        }
+        ForkResult::Parent { child: helper } => {
+            drop(tell);
+            // One read: the helper writes its message at once, and the
+            // child holds the pipe open (until it execs), so no end of
+            // file comes.
+            let mut message = [0u8; 512];
+            let length = unistd::read(&told, &mut message).unwrap_or(0);
+            let _ = nix::sys::wait::waitpid(helper, None);
+            let message = String::from_utf8_lossy(&message[..length]).into_owned();
+            message.parse::<i32>().map(Pid::from_raw).map_err(|_| {
+                Error::new(if message.is_empty() {
+                    "the helper that joins the user namespace died".into()
+                } else {
+                    message
+                })
+            })
+        }
+    }
+}
+
 /// Whether this kernel has namespaces of `kind` (then /proc/self/ns names one).
 pub fn has_namespace(kind: &str) -> bool {
     Path::new("/proc/self/ns").join(kind).exists()

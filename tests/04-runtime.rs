@@ -940,6 +940,57 @@ fn joining_a_sandbox_namespaces_as_with_runc() {
     assert_eq!(Runtime::Runc.detached(&sandbox, &["delete", "--force", &sandbox_id]), Some(0));
 }
 
+/// Joining a user namespace by path: a second container's new namespaces
+/// are made inside the first one's user namespace (root inside is 100000
+/// outside there too), under runc and under ours. Joining its mount
+/// namespace is refused by both (runc fails setting the rootfs up there).
+#[test]
+fn joining_a_user_namespace_as_with_runc() {
+    if !needs_runc("joining_a_user_namespace_as_with_runc") {
+        return;
+    }
+    let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    let with_map = |config: &mut Value| {
+        config["linux"]["uidMappings"] = map.clone();
+        config["linux"]["gidMappings"] = map.clone();
+    };
+    let sandbox = Bundle::new("userns-sandbox", |config| {
+        args_of(&["sleep", "30"])(config);
+        config["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+        with_map(config);
+    });
+    let sandbox_id = unique_id();
+    assert_eq!(Runtime::Runc.detached(&sandbox, &["create", &sandbox_id]), Some(0));
+    assert_eq!(Runtime::Runc.detached(&sandbox, &["start", &sandbox_id]), Some(0));
+    let pid = Runtime::Runc.state(&sandbox, &sandbox_id).unwrap()["pid"].as_i64().unwrap();
+    let user_namespace = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap().display().to_string();
+
+    let joining = |extra: Option<Value>| {
+        let look = "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user; ls -l /dev/null | cut -c1";
+        Bundle::new("userns-member", |config| {
+            args_of(&["sh", "-c", look])(config);
+            let namespaces = config["linux"]["namespaces"].as_array_mut().unwrap();
+            namespaces.push(serde_json::json!({"type": "user", "path": format!("/proc/{pid}/ns/user")}));
+            if let Some(extra) = extra {
+                namespaces.retain(|n| n["type"] != extra["type"]);
+                namespaces.push(extra);
+            }
+            with_map(config);
+        })
+    };
+    let member = joining(None);
+    let expected = format!("0\n         0     100000      65536\n{user_namespace}\nc\n");
+    runs_as_with_runc(&member, "joining a user namespace", |out| out == expected);
+
+    let sharing_mounts =
+        joining(Some(serde_json::json!({"type": "mount", "path": format!("/proc/{pid}/ns/mnt")})));
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let outcome = runtime.run(&sharing_mounts, &["run", &unique_id()]);
+        assert_ne!(outcome.code, Some(0), "{runtime:?} ran in another container's mount namespace");
+    }
+    assert_eq!(Runtime::Runc.detached(&sandbox, &["delete", "--force", &sandbox_id]), Some(0));
+}
+
 /// Receives one descriptor sent with SCM_RIGHTS on a connection to
 /// `listener`, as containerd's shim does on its console socket.
 fn receive_terminal(listener: std::os::unix::net::UnixListener) -> std::os::fd::OwnedFd {

@@ -28,6 +28,8 @@ pub struct Plan {
     /// Existing namespaces to join (network, IPC, UTS, PID, cgroup), by the
     /// file that names each: how a pod's containers share its sandbox's.
     pub join: Vec<(CloneFlags, PathBuf)>,
+    /// An existing user namespace to make the container's namespaces in.
+    pub user_namespace: Option<PathBuf>,
     pub hostname: Option<String>,
     pub ids: Option<IdMap>,
     pub mounts: Vec<Mount>,
@@ -233,6 +235,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
 
     let mut namespaces = CloneFlags::empty();
     let mut join = Vec::new();
+    let mut user_namespace = None;
     for namespace in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
         // clone(2) cannot make a time namespace: its flag is where clone
         // takes the exit signal (only unshare(2) and clone3(2) can).
@@ -242,11 +245,12 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         let kind = CloneFlags::from_bits_truncate(namespace.typ() as i32);
         match namespace.path() {
             None => namespaces |= kind,
-            Some(_) if kind.intersects(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUSER) => {
-                return Err(Error::new(format!(
-                    "joining an existing {} namespace by path is not supported yet: leave out its path to get a new one",
-                    namespace.typ()
-                )));
+            // runc fails there too: it would set the rootfs up in a mount
+            // namespace that others use.
+            Some(_) if kind == CloneFlags::CLONE_NEWNS => {
+                return Err(Error::new(
+                    "joining an existing mount namespace by path is not supported: leave out its path to get a new one",
+                ));
             }
             Some(path) if !path.exists() => {
                 return Err(Error::new(format!(
@@ -255,13 +259,16 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
                     path.display()
                 )));
             }
+            Some(path) if kind == CloneFlags::CLONE_NEWUSER => user_namespace = Some(path.clone()),
             Some(path) => join.push((kind, path.clone())),
         }
     }
     let has = |kind| namespaces.contains(kind);
     let ids =
         id_map(linux.and_then(|l| l.uid_mappings().as_ref()), linux.and_then(|l| l.gid_mappings().as_ref()))?;
-    if has(CloneFlags::CLONE_NEWUSER) != ids.is_some() {
+    // Mappings for a user namespace joined too, as runc wants them: they
+    // say who the container's root is out here.
+    if (has(CloneFlags::CLONE_NEWUSER) || user_namespace.is_some()) != ids.is_some() {
         return Err(Error::new(
             "a user namespace needs uid and gid mappings, and mappings need a user namespace",
         ));
@@ -326,6 +333,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     Ok(Plan {
         process,
         join,
+        user_namespace,
         hooks: hooks(spec)?,
         cgroups_path,
         limits,

@@ -464,7 +464,7 @@ impl Runtime {
         namespaces::join(first, &namespaces::namespaces_of(first)?)?;
         // Joined its mount namespace: the program is looked up in its files.
         let program = find_program(&process.args[0], &process.env)?;
-        let child = spawn_in_new_namespaces(CloneFlags::empty(), None, |ready| {
+        let child = spawn_in_new_namespaces(CloneFlags::empty(), None, None, |ready| {
             if let Some(console) = &console {
                 give_a_terminal(console)?;
             }
@@ -821,10 +821,13 @@ fn spawn(
     }
     let mut prepare = |child: Pid| {
         cgroup.add(child)?;
-        plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids))?;
+        // A new user namespace gets its maps; a joined one has them.
+        if plan.namespaces.contains(CloneFlags::CLONE_NEWUSER) {
+            plan.ids.as_ref().map_or(Ok(()), |ids| map_ids(child, ids))?;
+        }
         hooks(child)
     };
-    spawn_in_new_namespaces(plan.namespaces, Some(&mut prepare), |ready| {
+    spawn_in_new_namespaces(plan.namespaces, plan.user_namespace.as_deref(), Some(&mut prepare), |ready| {
         // The hooks that run in here are told the process as it sees
         // itself (pid 1, in a PID namespace of its own), as in runc.
         let seen_inside = |status| State { pid: nix::unistd::getpid().as_raw(), status, ..state.clone() };
@@ -851,7 +854,8 @@ fn set_up_inside(
     before_pivot: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     let has = |kind| plan.namespaces.contains(kind);
-    if has(CloneFlags::CLONE_NEWUSER) {
+    let in_a_user_namespace = has(CloneFlags::CLONE_NEWUSER) || plan.user_namespace.is_some();
+    if in_a_user_namespace {
         kernel::become_root()?;
     }
     if let Some(hostname) = &plan.hostname {
@@ -867,7 +871,7 @@ fn set_up_inside(
             for (link, points_at) in &plan.links {
                 kernel::symlink(points_at, &chroot::path_inside(&plan.rootfs, link)?)?;
             }
-            create_default_devices(&plan.rootfs, has(CloneFlags::CLONE_NEWUSER))?;
+            create_default_devices(&plan.rootfs, in_a_user_namespace)?;
             before_pivot()
         })?;
     } else {
