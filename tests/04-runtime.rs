@@ -906,10 +906,7 @@ fn joining_a_sandbox_namespaces_as_with_runc() {
         args_of(&["sleep", "30"])(config);
         config["hostname"] = "sandbox".into();
     });
-    let sandbox_id = unique_id();
-    assert_eq!(Runtime::Runc.detached(&sandbox, &["create", &sandbox_id]), Some(0));
-    assert_eq!(Runtime::Runc.detached(&sandbox, &["start", &sandbox_id]), Some(0));
-    let pid = Runtime::Runc.state(&sandbox, &sandbox_id).unwrap()["pid"].as_i64().unwrap();
+    let (sandbox_id, pid) = started_by_runc(&sandbox);
     let namespace =
         |kind: &str| std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap().display().to_string();
     let expected = format!("sandbox\n{}\n{}\n{}\n", namespace("net"), namespace("ipc"), namespace("uts"));
@@ -959,10 +956,7 @@ fn joining_a_user_namespace_as_with_runc() {
         config["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
         with_map(config);
     });
-    let sandbox_id = unique_id();
-    assert_eq!(Runtime::Runc.detached(&sandbox, &["create", &sandbox_id]), Some(0));
-    assert_eq!(Runtime::Runc.detached(&sandbox, &["start", &sandbox_id]), Some(0));
-    let pid = Runtime::Runc.state(&sandbox, &sandbox_id).unwrap()["pid"].as_i64().unwrap();
+    let (sandbox_id, pid) = started_by_runc(&sandbox);
     let user_namespace = std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap().display().to_string();
 
     let joining = |extra: Option<Value>| {
@@ -1013,6 +1007,34 @@ fn receive_terminal(listener: std::os::unix::net::UnixListener) -> std::os::fd::
     panic!("no descriptor came over the console socket");
 }
 
+/// A console socket at `path`, listened on by a thread that gives back the
+/// terminal's master end once a runtime sends it; and the path, to pass.
+fn console_socket(path: &Path) -> (String, std::thread::JoinHandle<std::os::fd::OwnedFd>) {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    (path.to_str().unwrap().to_string(), std::thread::spawn(move || receive_terminal(listener)))
+}
+
+/// What a terminal showed, read until its other end is gone (EIO), with
+/// the terminal's CR LF line ends as plain LF.
+fn terminal_output(master: &std::os::fd::OwnedFd) -> String {
+    let mut output = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while let Ok(read @ 1..) = nix::unistd::read(master, &mut buffer) {
+        output.extend_from_slice(&buffer[..read]);
+    }
+    String::from_utf8_lossy(&output).replace("\r\n", "\n")
+}
+
+/// A container of `bundle`, created and started by runc (a pod's sandbox,
+/// say): its id and its first process's pid.
+fn started_by_runc(bundle: &Bundle) -> (String, i64) {
+    let id = unique_id();
+    assert_eq!(Runtime::Runc.detached(bundle, &["create", &id]), Some(0));
+    assert_eq!(Runtime::Runc.detached(bundle, &["start", &id]), Some(0));
+    let pid = Runtime::Runc.state(bundle, &id).unwrap()["pid"].as_i64().unwrap();
+    (id, pid)
+}
+
 /// process.terminal with --console-socket: the terminal's master end comes
 /// over the socket, and the program sees a terminal, in runc and ours.
 #[test]
@@ -1027,10 +1049,7 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
     let mut seen = Vec::new();
     for runtime in [Runtime::Runc, Runtime::Ours] {
         let id = unique_id();
-        let socket = bundle.path().join(format!("{runtime:?}.sock"));
-        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-        let receiver = std::thread::spawn(move || receive_terminal(listener));
-        let socket = socket.to_str().unwrap().to_string();
+        let (socket, receiver) = console_socket(&bundle.path().join(format!("{runtime:?}.sock")));
         assert_eq!(
             runtime.detached(&bundle, &["create", "--console-socket", &socket, &id]),
             Some(0),
@@ -1038,13 +1057,7 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
         );
         let master = receiver.join().unwrap();
         assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0), "{runtime:?}");
-        // Read until the terminal's other end is gone (EIO).
-        let mut output = Vec::new();
-        let mut buffer = [0u8; 1024];
-        while let Ok(read @ 1..) = nix::unistd::read(&master, &mut buffer) {
-            output.extend_from_slice(&buffer[..read]);
-        }
-        seen.push(String::from_utf8_lossy(&output).replace("\r\n", "\n"));
+        seen.push(terminal_output(&master));
         runtime.wait_until_stopped(&bundle, &id, "never stopped");
         assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0));
     }
@@ -1186,20 +1199,12 @@ fn exec_with_a_terminal_as_with_runc() {
         let id = unique_id();
         assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
         assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0));
-        let socket = bundle.path().join(format!("{runtime:?}-exec.sock"));
-        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-        let receiver = std::thread::spawn(move || receive_terminal(listener));
-        let socket = socket.to_str().unwrap().to_string();
+        let (socket, receiver) = console_socket(&bundle.path().join(format!("{runtime:?}-exec.sock")));
         let look = "tty; [ -t 0 ] && echo stdin is a terminal; ps -o comm";
         let exec = ["exec", "--detach", "--tty", "--console-socket", &socket, &id, "sh", "-c", look];
         assert_eq!(runtime.detached(&bundle, &exec), Some(0), "{runtime:?}");
         let master = receiver.join().unwrap();
-        let mut output = Vec::new();
-        let mut buffer = [0u8; 1024];
-        while let Ok(read @ 1..) = nix::unistd::read(&master, &mut buffer) {
-            output.extend_from_slice(&buffer[..read]);
-        }
-        seen.push(String::from_utf8_lossy(&output).replace("\r\n", "\n"));
+        seen.push(terminal_output(&master));
         assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
     }
     assert!(seen[0].starts_with("/dev/pts/0\nstdin is a terminal\n"), "runc's: {}", seen[0]);
