@@ -7,8 +7,10 @@
 //! (temporary names) is normalised. The recorded transcripts live in
 //! `tests/snapshots/` and are what the book shows.
 
+use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::LazyLock;
@@ -77,18 +79,24 @@ pub struct Alongside {
     pub ready_when: &'static str,
 }
 
-/// How long one run may take before it is killed (a lab that hangs).
+/// How long one run may take before it is killed (a lab that hangs); the
+/// lab checker may set a shorter one.
 pub const TIME_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs `scenario` with the example binary `exe` and returns its transcript,
 /// as it came: [`normalize`] it before comparing it with a recorded one.
 pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String> {
+    run_within(exe, level, scenario, TIME_LIMIT)
+}
+
+/// [`run`], each run of the example killed once it has taken `limit`.
+pub fn run_within(exe: &Path, level: &Level, scenario: &Scenario, limit: Duration) -> io::Result<String> {
     let workspace = level.workspace.as_ref().map(|w| InWorkspace::prepare(w, scenario)).transpose()?;
     let dir = workspace.as_ref().map(|w| w.dir.as_path());
     let mut runs: Vec<Vec<&str>> =
         std::iter::once(scenario.args).chain(scenario.then.iter().copied()).map(|a| a.to_vec()).collect();
     let Some(alongside) = &scenario.alongside else {
-        return transcript(exe, level.example, dir, &runs);
+        return transcript(exe, level.example, dir, &runs, limit);
     };
     let mut companion = Companion::start(exe, alongside.args, dir)?;
     let pid = match companion.child_running(alongside.ready_when) {
@@ -107,7 +115,7 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
             *arg = &pid;
         }
     }
-    transcript(exe, level.example, dir, &runs)
+    transcript(exe, level.example, dir, &runs, limit)
 }
 
 /// A level's workspace, made for one scenario; cleaned and removed when
@@ -204,10 +212,13 @@ impl Drop for Companion {
 }
 
 /// `exe` with `args`, run in `dir` if given, with stdout and stderr both
-/// into `output`: one stream, in the order a terminal would show it.
+/// into `output`: one stream, in the order a terminal would show it. It
+/// leads a process group of its own, so that a run that hangs can be ended
+/// with every process it started.
 fn command(exe: &Path, args: &[&str], dir: Option<&Path>, output: &OwnedFd) -> io::Result<Command> {
     let mut command = Command::new(exe);
     command
+        .process_group(0)
         .args(args)
         // Temporary names in the transcripts start with /tmp/podlab-.
         .env("TMPDIR", "/tmp")
@@ -228,7 +239,14 @@ fn command(exe: &Path, args: &[&str], dir: Option<&Path>, output: &OwnedFd) -> i
 /// has ended: a process it leaves behind (a container, which keeps its
 /// creator's output) adds to the transcript where its lines come, as on a
 /// terminal, and is not waited for.
-pub fn transcript(exe: &Path, shown_as: &str, dir: Option<&Path>, runs: &[Vec<&str>]) -> io::Result<String> {
+/// A run that takes longer than `limit` is ended as [`end_hanging`] does.
+pub fn transcript(
+    exe: &Path,
+    shown_as: &str,
+    dir: Option<&Path>,
+    runs: &[Vec<&str>],
+    limit: Duration,
+) -> io::Result<String> {
     let (read_end, write_end) = output_pipe()?;
     nix::fcntl::fcntl(&read_end, nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK))
         .map_err(io::Error::from)?;
@@ -240,14 +258,16 @@ pub fn transcript(exe: &Path, shown_as: &str, dir: Option<&Path>, runs: &[Vec<&s
         let mut bytes = Vec::new();
         let started = Instant::now();
         let status = loop {
-            // Read as it comes, so that a long output never fills the pipe.
+            // Read as it comes, so that a long output never fills the pipe;
+            // keep at most OUTPUT_LIMIT of it (a lab that loops may narrate
+            // without end).
             take_what_is_there(&mut pipe, &mut bytes)?;
+            bytes.truncate(OUTPUT_LIMIT);
             if let Some(status) = child.try_wait()? {
                 break Some(status);
             }
-            if started.elapsed() > TIME_LIMIT {
-                child.kill()?;
-                child.wait()?;
+            if started.elapsed() > limit {
+                end_hanging(&mut child)?;
                 break None;
             }
             let mut ready = [nix::poll::PollFd::new(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
@@ -255,6 +275,10 @@ pub fn transcript(exe: &Path, shown_as: &str, dir: Option<&Path>, runs: &[Vec<&s
         };
         // All it wrote before it ended is in the pipe now.
         take_what_is_there(&mut pipe, &mut bytes)?;
+        if bytes.len() >= OUTPUT_LIMIT {
+            bytes.truncate(OUTPUT_LIMIT);
+            bytes.extend_from_slice(b"\n[more output, not kept]\n");
+        }
         transcript.push_str(&String::from_utf8_lossy(&bytes));
         if !transcript.ends_with('\n') {
             transcript.push('\n');
@@ -262,10 +286,103 @@ pub fn transcript(exe: &Path, shown_as: &str, dir: Option<&Path>, runs: &[Vec<&s
         transcript.push_str(&match status.map(|s| (s.code(), s)) {
             Some((Some(code), _)) => format!("[exit status {code}]\n"),
             Some((None, status)) => format!("[ended by {status}]\n"),
-            None => format!("[killed after {} s: it did not end]\n", TIME_LIMIT.as_secs()),
+            None => format!("{KILLED} {} s: does it loop?]\n", limit.as_secs()),
         });
     }
     Ok(transcript)
+}
+
+/// How much of one run's output a transcript keeps.
+const OUTPUT_LIMIT: usize = 4 << 20;
+
+/// How a transcript tells that a run was ended for taking too long.
+pub const KILLED: &str = "[killed after";
+
+/// Ends a run that hangs: SIGTERM first, which the examples pass on to
+/// their child and then clean up after; whatever of its process group is
+/// still there two seconds later gets SIGKILL.
+fn end_hanging(child: &mut Child) -> io::Result<()> {
+    use nix::sys::signal::{kill, killpg, Signal};
+    let leader = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = kill(leader, Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while child.try_wait()?.is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(leader, Signal::SIGKILL);
+    child.wait()?;
+    Ok(())
+}
+
+/// What of podlab's is on this machine now: its temporary directories
+/// (`/tmp/podlab-*`), the mounts under them and its cgroups, as
+/// `scripts/leftovers` lists them. The lab checker takes this before and
+/// after each run: what is new was left behind.
+pub fn ours_on_this_machine() -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let ours = |name: &std::ffi::OsStr| name.to_string_lossy().starts_with("podlab-");
+    for entry in std::fs::read_dir("/tmp").into_iter().flatten().flatten() {
+        if ours(&entry.file_name()) {
+            found.insert(entry.path());
+        }
+    }
+    // Mounts left elsewhere under a name of ours (the old root of a lab
+    // that never detached it, say) are listed by where they are.
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for mount_point in mounts.lines().filter_map(|line| line.split(' ').nth(1)) {
+        if mount_point.contains("/podlab-") && !mount_point.starts_with("/tmp/podlab-") {
+            found.insert(PathBuf::from(mount_point));
+        }
+    }
+    let hierarchies = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path());
+    for tree in std::iter::once(PathBuf::from("/sys/fs/cgroup")).chain(hierarchies) {
+        for entry in std::fs::read_dir(&tree).into_iter().flatten().flatten() {
+            if ours(&entry.file_name()) && entry.path().is_dir() {
+                found.insert(entry.path());
+            }
+        }
+    }
+    found
+}
+
+/// Removes what [`ours_on_this_machine`] found and a run left behind:
+/// a cgroup's processes are killed and its groups removed deepest first; a
+/// directory's mounts are detached before it is removed, never deleted
+/// through. Quietly, and as far as it can.
+pub fn sweep(left: &BTreeSet<PathBuf>) {
+    crate::narrate::set_quiet(true);
+    for path in left {
+        if path.starts_with("/sys/fs/cgroup") {
+            let mut groups: Vec<PathBuf> = vec![path.clone()];
+            let mut i = 0;
+            while i < groups.len() {
+                let children = std::fs::read_dir(&groups[i]).into_iter().flatten().flatten();
+                groups.extend(children.map(|e| e.path()).filter(|p| p.is_dir()));
+                i += 1;
+            }
+            let members = || {
+                groups
+                    .iter()
+                    .flat_map(|g| {
+                        std::fs::read_to_string(g.join("cgroup.procs"))
+                            .unwrap_or_default()
+                            .lines()
+                            .filter_map(|pid| pid.parse().ok())
+                            .map(nix::unistd::Pid::from_raw)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
+            crate::kernel::kill_until_none_left(members, "left in the cgroup");
+            for group in groups.iter().rev() {
+                let _ = crate::kernel::rmdir(group);
+            }
+        } else if path.starts_with("/tmp") {
+            let _ = crate::kernel::remove_dir_all(path);
+        } else {
+            let _ = crate::kernel::umount_detach(path);
+        }
+    }
 }
 
 /// A pipe for a run's output, closed on exec: tests run side by side, and

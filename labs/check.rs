@@ -1,41 +1,218 @@
-//! `cargo lab`: checks your lab work against the level's own scenarios.
+//! `cargo lab`: checks your lab work by what it does.
 //!
 //! It builds the level's example with your file from labs/ in place of the
-//! reference module (the level's cargo feature), runs each scenario the
-//! snapshot tests run, and compares what your program says and prints with
-//! the recorded reference in tests/snapshots/.
+//! reference module (the level's cargo feature) and runs each scenario the
+//! snapshot tests run. A scenario passes when your program behaves as the
+//! reference does: the same output and exit statuses, nothing left on the
+//! machine, and none of the mistakes in the level's table
+//! (labs/NN-name/mistakes.rs), each of which looks for what a user can
+//! observe or for a call that must happen, and names the hint for it. How
+//! your code narrates its calls, and in which order where the kernel does
+//! not care, is yours.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::time::Duration;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use podlab::scenario::{self, Level, Scenario};
 use podlab::LEVELS;
+
+mod fixtures;
+mod hints;
+// Each level's table of mistakes, beside its lab.
+#[path = "03-cgroups/mistakes.rs"]
+mod cgroups_mistakes;
+#[path = "01-chroot/mistakes.rs"]
+mod chroot_mistakes;
+#[path = "02-namespaces/mistakes.rs"]
+mod namespaces_mistakes;
+#[path = "04-runtime/mistakes.rs"]
+mod runtime_mistakes;
 
 /// Check your lab work: build the level with your code and replay its scenarios.
 #[derive(Parser)]
 #[command(
     name = "cargo lab",
+    args_conflicts_with_subcommands = true,
     after_help = "Examples (as root):\n  \
-        cargo lab               every level, done or not\n  \
-        cargo lab 1             level 1 in detail\n  \
-        cargo lab 1 --reference the reference code (what passing looks like)\n\n\
+        cargo lab                 every level's state: done, not started, or how far\n  \
+        cargo lab 1               level 1 in detail: what passes, and a hint for what does not\n  \
+        cargo lab hint 1          the next hint for level 1, one at a time\n  \
+        cargo lab 1 --reference   the reference code (what passing looks like)\n  \
+        cargo lab 1 --file F      another attempt at the lab file, without touching yours\n\n\
         Your code for level N is in labs/NN-name/; the sheet beside it says what to build."
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Verb>,
+
     /// The level to check (1, 2, ...); all of them when left out.
     level: Option<u8>,
 
     /// Check the reference code in chapters/ instead of your lab.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     reference: bool,
+
+    /// Check FILE in the place of the level's lab file (which stays as it is).
+    #[arg(long, value_name = "FILE", requires = "level")]
+    file: Option<PathBuf>,
+
+    /// Seconds one run may take before it is killed.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    time_limit: u64,
 }
 
+#[derive(Subcommand)]
+enum Verb {
+    /// Show the level's hints one at a time: the next one each time, or hint K again.
+    Hint { level: u8, k: Option<usize> },
+    /// Prove the checker (for CI): every level's wrong solutions in
+    /// labs/NN-name/fixtures/ fail with the hint for their mistake, and the
+    /// differently written correct one passes.
+    Fixtures {
+        /// Only this level's fixtures.
+        level: Option<u8>,
+    },
+}
+
+/// A mistake a student plausibly makes in a lab, how it shows, and the
+/// hint for it. The table of a level lists them most telling first.
+pub struct Mistake {
+    /// A short name: the fixtures say which one they make.
+    pub name: &'static str,
+    /// The scenarios it can show in; all of them when empty.
+    pub scenarios: &'static [&'static str],
+    pub shows_as: Symptom,
+    pub hint: &'static str,
+}
+
+/// What a run shows when a mistake was made.
+pub enum Symptom {
+    /// A line of the program's output (not its narration) contains this.
+    Says(&'static str),
+    /// No line of the program's output is exactly this.
+    Lacks(&'static str),
+    /// No narrated call contains this: a call that must happen is missing.
+    NoCall(&'static str),
+    /// A narrated call containing the first text does not come before the
+    /// first call containing the second (or one of them is missing).
+    NotBefore(&'static str, &'static str),
+    /// The run was killed for taking too long.
+    Hangs,
+}
+
+/// One run of a scenario, as the checks see it.
+struct Run {
+    /// Normalised, as the snapshots are.
+    transcript: String,
+    /// What is on the machine now that was not before the run.
+    left_behind: BTreeSet<PathBuf>,
+}
+
+impl Run {
+    /// Narrated calls: the lines that start with "> " once indented.
+    fn calls(&self) -> impl Iterator<Item = &str> {
+        self.transcript.lines().filter_map(|l| l.trim_start().strip_prefix("> "))
+    }
+    /// What a user sees with --quiet: the command lines, the program's own
+    /// output and how each run ended.
+    fn output(&self) -> Vec<&str> {
+        output_of(&self.transcript)
+    }
+    fn killed(&self) -> bool {
+        self.transcript.contains(scenario::KILLED)
+    }
+}
+
+fn output_of(transcript: &str) -> Vec<&str> {
+    transcript.lines().filter(|l| !l.trim_start().starts_with("> ")).collect()
+}
+
+impl Symptom {
+    /// Whether the run shows it, and where: the output line to show around.
+    fn shows_in(&self, run: &Run) -> Option<Option<usize>> {
+        let output = run.output();
+        let position = |text: &str| run.calls().position(|call| call.contains(text));
+        match self {
+            Symptom::Says(text) => output.iter().position(|l| l.contains(text)).map(Some),
+            Symptom::Lacks(line) => (!output.contains(line)).then_some(None),
+            Symptom::NoCall(text) => position(text).is_none().then_some(None),
+            Symptom::NotBefore(first, then) => match (position(first), position(then)) {
+                (Some(a), Some(b)) if a < b => None,
+                _ => Some(None),
+            },
+            Symptom::Hangs => run.killed().then_some(None),
+        }
+    }
+
+    /// What was seen, in a few words.
+    fn found(&self) -> String {
+        match self {
+            Symptom::Says(text) => format!("your program says {text:?}"),
+            Symptom::Lacks(line) => format!("your program never says {line:?}"),
+            Symptom::NoCall(text) => format!("no call like {text} happened"),
+            Symptom::NotBefore(first, then) => format!("{first} did not come before {then}"),
+            Symptom::Hangs => "it did not end, and was killed".to_string(),
+        }
+    }
+}
+
+/// What one scenario came to.
+#[derive(PartialEq)]
 enum Verdict {
     Pass,
-    NotDone { hint: String, place: String },
-    Differs { line: usize, expected: String, got: String },
-    NoReference(String),
+    /// A todo!() stopped it.
+    NotDone {
+        place: String,
+        hint: String,
+    },
+    /// A mistake of the level's table showed.
+    Mistake {
+        name: &'static str,
+        found: String,
+        hint: &'static str,
+        context: Vec<String>,
+        /// What the run itself left behind, before the checker removed it.
+        left: usize,
+    },
+    /// Its output differs from the reference's, by no mistake in the table.
+    Differs {
+        hint: &'static str,
+        context: Vec<String>,
+    },
+    Killed {
+        seconds: u64,
+    },
+    LeftBehind(Vec<String>),
+    /// It could not be judged: no recording, or the example would not run.
+    Unjudged(String),
+}
+
+/// How a level's check went, scenario by scenario.
+struct Outcome<'l> {
+    verdicts: Vec<(&'l Scenario, Verdict)>,
+    /// The compiler's warnings about the lab file.
+    warnings: Vec<String>,
+}
+
+impl Outcome<'_> {
+    fn passed(&self) -> usize {
+        self.verdicts.iter().filter(|(_, v)| *v == Verdict::Pass).count()
+    }
+    fn done(&self) -> bool {
+        self.passed() == self.verdicts.len()
+    }
+}
+
+/// Whose code a check builds.
+#[derive(Clone)]
+enum Source {
+    Reference,
+    Lab,
+    /// A file put in the lab file's place, in a copy of the sources.
+    File(PathBuf),
 }
 
 fn main() -> ExitCode {
@@ -44,130 +221,274 @@ fn main() -> ExitCode {
         eprintln!("cargo lab: the scenarios make real chroots and mounts, so they need root: run it as root (in the course VM, `sudo -i` first)");
         return ExitCode::from(2);
     }
-    let levels: Vec<&Level> =
-        LEVELS.iter().copied().filter(|l| args.level.is_none_or(|n| n == l.number)).collect();
-    if levels.is_empty() {
-        let known: Vec<String> = LEVELS.iter().map(|l| l.number.to_string()).collect();
-        eprintln!(
-            "cargo lab: there is no level {:?}: the levels are {}",
-            args.level.unwrap_or(0),
-            known.join(", ")
-        );
-        return ExitCode::from(2);
-    }
-    let detailed = args.level.is_some();
-    let mut all_done = true;
-    for level in levels {
-        all_done &= check_level(level, args.reference, detailed);
-    }
-    if all_done {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    let limit = Duration::from_secs(args.time_limit);
+    let chosen = |level: Option<u8>| -> Result<Vec<&'static Level>, ExitCode> {
+        let levels: Vec<&Level> =
+            LEVELS.iter().copied().filter(|l| level.is_none_or(|n| n == l.number)).collect();
+        if levels.is_empty() {
+            let known: Vec<String> = LEVELS.iter().map(|l| l.number.to_string()).collect();
+            eprintln!(
+                "cargo lab: there is no level {}: the levels are {}",
+                level.unwrap_or(0),
+                known.join(", ")
+            );
+            return Err(ExitCode::from(2));
+        }
+        Ok(levels)
+    };
+    match args.command {
+        Some(Verb::Hint { level, k }) => match chosen(Some(level)) {
+            Ok(levels) => hints::show(levels[0], k),
+            Err(code) => code,
+        },
+        Some(Verb::Fixtures { level }) => match chosen(level) {
+            Ok(levels) => fixtures::prove(&levels, limit),
+            Err(code) => code,
+        },
+        None => {
+            let levels = match chosen(args.level) {
+                Ok(levels) => levels,
+                Err(code) => return code,
+            };
+            let source = match (&args.file, args.reference) {
+                (Some(file), _) => match std::path::absolute(file) {
+                    Ok(file) if file.is_file() => Source::File(file),
+                    _ => {
+                        eprintln!("cargo lab: there is no file {file:?}: give the path of a Rust file");
+                        return ExitCode::from(2);
+                    }
+                },
+                (None, true) => Source::Reference,
+                (None, false) => Source::Lab,
+            };
+            let all_done = if args.level.is_some() {
+                let outcome = check(levels[0], &source, limit);
+                report(levels[0], &source, &outcome);
+                outcome.is_some_and(|o| o.done())
+            } else {
+                overview(&levels, &source, limit)
+            };
+            if all_done {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
     }
 }
 
-/// Builds and checks one level; says what passes. True if all of it does.
-fn check_level(level: &Level, reference: bool, detailed: bool) -> bool {
-    let whose = if reference {
-        "the reference in chapters/".to_string()
-    } else {
-        format!("your code in {}", level.lab_file)
-    };
-    println!("level {} ({}): {whose}", level.number, level.name);
-    let exe = match build(level, reference) {
-        Ok(exe) => exe,
-        Err(why) => {
-            println!("  ✗ {why}\n");
-            return false;
-        }
-    };
-    let verdicts: Vec<(&Scenario, Verdict)> =
-        level.scenarios.iter().map(|scenario| (scenario, judge(&exe, level, scenario))).collect();
-    let passed = verdicts.iter().filter(|(_, v)| matches!(v, Verdict::Pass)).count();
-    // One todo!() stops many scenarios: tell it once, with all it stops.
-    let mut told_places = Vec::new();
-    for (scenario, verdict) in &verdicts {
-        match verdict {
-            Verdict::Pass if !detailed => {}
-            Verdict::NotDone { place, hint } => {
-                if !told_places.contains(&place) {
-                    told_places.push(place);
-                    let stopped: Vec<&str> = verdicts
-                        .iter()
-                        .filter(|(_, v)| matches!(v, Verdict::NotDone { place: p, .. } if p == place))
-                        .map(|(s, _)| s.name)
-                        .collect();
-                    println!("  ✗ {}\n      not done yet, at {place}: {hint}", stopped.join(", "));
+/// Every level in a line: done, not started, or how far. True if all are done.
+fn overview(levels: &[&Level], source: &Source, limit: Duration) -> bool {
+    let mut all_done = true;
+    println!("{}", whose(source, None));
+    for level in levels {
+        let outcome = check(level, source, limit);
+        let state = match &outcome {
+            None => "does not compile yet: `cargo lab N` shows the compiler's messages".to_string(),
+            Some(o) if o.done() => "done".to_string(),
+            Some(o) => {
+                let how_far = if untouched(level, source) {
+                    format!("not started ({} scenarios)", o.verdicts.len())
+                } else {
+                    format!("{} of {} scenarios behave like the reference", o.passed(), o.verdicts.len())
+                };
+                match o.verdicts.iter().find_map(|(_, v)| match v {
+                    Verdict::NotDone { place, hint } => Some(format!("{place}: {hint}")),
+                    _ => None,
+                }) {
+                    Some(todo) => format!("{how_far}\n      not done yet, at {todo}"),
+                    None => how_far,
                 }
             }
-            _ => report(scenario, verdict),
+        };
+        println!("  level {} ({}): {state}", level.number, level.name);
+        for warning in outcome.iter().flat_map(|o| &o.warnings) {
+            println!("{}", indent(warning, 6));
         }
+        all_done &= outcome.is_some_and(|o| o.done());
     }
-    let total = level.scenarios.len();
-    if passed == total {
-        println!("  level {} done: all {total} scenarios behave like the reference\n", level.number);
-    } else {
-        println!("  level {}: {passed} of {total} scenarios behave like the reference\n", level.number);
+    if !all_done {
+        println!("`cargo lab N` tells what a level's scenarios show; `cargo lab hint N` gives a hint.");
     }
-    passed == total
+    all_done
 }
 
-/// Builds the level's example, with the lab's feature unless `reference`.
-/// Lab builds get a target directory of their own so that they never stand
-/// in for the reference binary the tests use.
-fn build(level: &Level, reference: bool) -> Result<PathBuf, String> {
+/// Whether every function of the lab file is still a todo!(), as in the starter.
+fn untouched(level: &Level, source: &Source) -> bool {
+    let file = match source {
+        Source::Reference => return false,
+        Source::Lab => Path::new(env!("CARGO_MANIFEST_DIR")).join(level.lab_file),
+        Source::File(file) => file.clone(),
+    };
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.matches("todo!(").count() >= text.matches("pub fn ").count()
+}
+
+fn whose(source: &Source, level: Option<&Level>) -> String {
+    match (source, level) {
+        (Source::Reference, _) => "the reference in chapters/".to_string(),
+        (Source::File(file), _) => format!("{} in the lab file's place", file.display()),
+        (Source::Lab, Some(level)) => format!("your code in {}", level.lab_file),
+        (Source::Lab, None) => "your code in labs/".to_string(),
+    }
+}
+
+/// Builds the level with `source` and judges every scenario; None if it
+/// does not compile (the compiler's messages have been shown).
+fn check<'l>(level: &'l Level, source: &Source, limit: Duration) -> Option<Outcome<'l>> {
+    let (exe, warnings) = match build(level, source) {
+        Ok(built) => built,
+        Err(why) => {
+            println!("  level {}: {why}", level.number);
+            return None;
+        }
+    };
+    let table = table(level.number);
+    let verdicts = level
+        .scenarios
+        .iter()
+        .map(|scenario| (scenario, judge(&exe, level, scenario, table, limit)))
+        .collect();
+    Some(Outcome { verdicts, warnings })
+}
+
+/// The level's table of mistakes.
+fn table(level: u8) -> &'static [Mistake] {
+    match level {
+        1 => chroot_mistakes::MISTAKES,
+        2 => namespaces_mistakes::MISTAKES,
+        3 => cgroups_mistakes::MISTAKES,
+        4 => runtime_mistakes::MISTAKES,
+        _ => &[],
+    }
+}
+
+/// Builds the level's example from `source`; its path, and the compiler's
+/// warnings about the lab file. Lab builds get a target directory of their
+/// own so that they never stand in for the reference binary the tests use.
+fn build(level: &Level, source: &Source) -> Result<(PathBuf, Vec<String>), String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let target = if reference { target } else { target.join("lab") };
+    let target = std::path::absolute(target).map_err(|e| format!("no target directory: {e}"))?;
+    let (dir, target) = match source {
+        Source::Reference => (repo.to_path_buf(), target),
+        Source::Lab => (repo.to_path_buf(), target.join("lab")),
+        // The copy's build has a target directory of its own: cargo names
+        // the copy's artifacts as it names the repository's, and the two
+        // would take each other's place.
+        Source::File(file) => {
+            (fixtures::sources_with(repo, &target, level, file)?, target.join("lab-copy/target"))
+        }
+    };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
-        .current_dir(repo)
+        .current_dir(&dir)
         .args(["build", "--quiet", "--example", level.example])
         .arg("--target-dir")
         .arg(&target);
-    if !reference {
+    if !matches!(source, Source::Reference) {
         command.args(["--features", level.feature]);
     }
-    match command.status() {
-        Ok(status) if status.success() => Ok(target.join("debug/examples").join(level.example)),
-        Ok(_) => Err(format!(
+    // cargo's messages as JSON: the compiler's, rendered, and the path of
+    // the program it built (the copy of the sources shares the target
+    // directory, so the uplifted examples/NAME may be the other's).
+    command.arg("--message-format=json");
+    let output = command.output().map_err(|e| format!("cargo could not be started: {e}"))?;
+    let mut exe = None;
+    let mut messages = Vec::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        match message["reason"].as_str() {
+            Some("compiler-artifact") if message["target"]["name"] == level.example => {
+                exe = message["executable"].as_str().map(PathBuf::from);
+            }
+            Some("compiler-message") => {
+                let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
+                let in_lab = message["message"]["spans"].as_array().is_some_and(|spans| {
+                    spans.iter().any(|s| s["file_name"].as_str().is_some_and(|f| f.ends_with(level.lab_file)))
+                });
+                messages.push((in_lab, rendered.to_string()));
+            }
+            _ => {}
+        }
+    }
+    if !output.status.success() {
+        println!("{}", messages.iter().map(|(_, m)| m.as_str()).collect::<String>());
+        println!("{}", String::from_utf8_lossy(&output.stderr));
+        return Err(format!(
             "it does not compile yet: the compiler's messages above say where ({})",
             level.lab_file
-        )),
-        Err(error) => Err(format!("cargo could not be started: {error}")),
+        ));
+    }
+    // The warnings worth showing point into the lab's file: an ignored
+    // Result the likeliest.
+    let warnings =
+        messages.into_iter().filter(|(in_lab, _)| *in_lab).map(|(_, m)| m.trim_end().to_string()).collect();
+    let exe = exe.ok_or_else(|| format!("cargo built no {} example", level.example))?;
+    Ok((exe, warnings))
+}
+
+fn judge(exe: &Path, level: &Level, scenario: &Scenario, table: &[Mistake], limit: Duration) -> Verdict {
+    let expected = match scenario::recorded(level, scenario) {
+        Ok(text) => text,
+        Err(error) => return Verdict::Unjudged(format!("no recording to compare with: {error}")),
+    };
+    let before = scenario::ours_on_this_machine();
+    let transcript = scenario::run_within(exe, level, scenario, limit);
+    let left_behind: BTreeSet<PathBuf> =
+        scenario::ours_on_this_machine().difference(&before).cloned().collect();
+    // Whatever the verdict, the next scenario starts on a clean machine.
+    scenario::sweep(&left_behind);
+    let run = match transcript {
+        Ok(text) => Run { transcript: scenario::normalize(&text), left_behind },
+        Err(error) => return Verdict::Unjudged(format!("the example could not be run: {error}")),
+    };
+    if let Some((place, hint)) = unfinished(&run.transcript) {
+        return Verdict::NotDone { hint, place };
+    }
+    let output = run.output();
+    for mistake in table.iter().filter(|m| m.scenarios.is_empty() || m.scenarios.contains(&scenario.name)) {
+        if let Some(at) = mistake.shows_as.shows_in(&run) {
+            let context = at.map_or_else(|| last_lines(&output), |at| around(&output, at));
+            return Verdict::Mistake {
+                name: mistake.name,
+                found: mistake.shows_as.found(),
+                hint: mistake.hint,
+                context,
+                left: run.left_behind.len(),
+            };
+        }
+    }
+    if run.killed() {
+        return Verdict::Killed { seconds: limit.as_secs() };
+    }
+    if !run.left_behind.is_empty() {
+        return Verdict::LeftBehind(run.left_behind.iter().map(|p| p.display().to_string()).collect());
+    }
+    let expected = output_of(&expected);
+    match expected.iter().zip(&output).position(|(e, g)| e != g) {
+        None if expected.len() == output.len() => Verdict::Pass,
+        differs => {
+            let at = differs.unwrap_or(expected.len().min(output.len()));
+            let mut context = around(&output, at.min(output.len().saturating_sub(1)));
+            context
+                .push(format!("(the reference says here: {})", expected.get(at).unwrap_or(&"nothing more")));
+            Verdict::Differs { hint: scenario.hint, context }
+        }
     }
 }
 
-fn judge(exe: &Path, level: &Level, scenario: &Scenario) -> Verdict {
-    let expected = match scenario::recorded(level, scenario) {
-        Ok(text) => text,
-        Err(error) => return Verdict::NoReference(error.to_string()),
-    };
-    let got = match scenario::run(exe, level, scenario) {
-        Ok(text) => scenario::normalize(&text),
-        Err(error) => return Verdict::NoReference(format!("the example could not be run: {error}")),
-    };
-    if let Some((place, hint)) = unfinished(&got) {
-        return Verdict::NotDone { hint, place };
-    }
-    let (expected, got) = (expected.trim_end(), got.trim_end());
-    if expected == got {
-        return Verdict::Pass;
-    }
-    let mut expected_lines = expected.lines();
-    let mut got_lines = got.lines();
-    let mut line = 1;
-    loop {
-        match (expected_lines.next(), got_lines.next()) {
-            (Some(e), Some(g)) if e == g => line += 1,
-            (e, g) => {
-                let show = |l: Option<&str>| l.map_or("(nothing more)".to_string(), str::to_string);
-                return Verdict::Differs { line, expected: show(e), got: show(g) };
-            }
-        }
-    }
+/// Two lines either side of line `at` of `lines`, that one marked.
+fn around(lines: &[&str], at: usize) -> Vec<String> {
+    let from = at.saturating_sub(2);
+    let to = (at + 3).min(lines.len());
+    (from..to).map(|i| format!("{} {}", if i == at { ">" } else { " " }, lines[i])).collect()
+}
+
+/// The program's last lines, where its own error sentence would be.
+fn last_lines(lines: &[&str]) -> Vec<String> {
+    lines.iter().skip(lines.len().saturating_sub(3)).map(|l| format!("  {l}")).collect()
 }
 
 /// Where a `todo!()` stopped the program, and what its message says.
@@ -190,15 +511,87 @@ fn unfinished(transcript: &str) -> Option<(String, String)> {
     None
 }
 
-fn report(scenario: &Scenario, verdict: &Verdict) {
-    let title = format!("{} ({})", scenario.name, scenario.shows);
-    match verdict {
-        Verdict::Pass => println!("  ✓ {title}"),
-        Verdict::NotDone { .. } => unreachable!("told grouped by place"),
-        Verdict::Differs { line, expected, got } => println!(
-            "  ✗ {title}\n      line {line} differs from the reference:\n        expected: {expected}\n        got:      {got}\n      hint: {}",
-            scenario.hint
-        ),
-        Verdict::NoReference(why) => println!("  ✗ {title}\n      {why}"),
+/// Tells how a level went: each failure once, with the scenarios that
+/// fail the same way.
+fn report(level: &Level, source: &Source, outcome: &Option<Outcome>) {
+    println!("level {} ({}): {}", level.number, level.name, whose(source, Some(level)));
+    let Some(outcome) = outcome else { return };
+    for warning in &outcome.warnings {
+        println!("{}", indent(warning, 4));
     }
+    let mut told: Vec<String> = Vec::new();
+    for (scenario, verdict) in &outcome.verdicts {
+        let title = format!("{} ({})", scenario.name, scenario.shows);
+        let Some(key) = key_of(verdict) else {
+            println!("  ✓ {title}");
+            continue;
+        };
+        if told.contains(&key) {
+            continue;
+        }
+        println!("  ✗ {title}\n{}", indent(&explain(scenario, verdict), 6));
+        let same: Vec<&str> = outcome
+            .verdicts
+            .iter()
+            .filter(|(s, v)| s.name != scenario.name && key_of(v).as_ref() == Some(&key))
+            .map(|(s, _)| s.name)
+            .collect();
+        if !same.is_empty() {
+            println!("      and {} more scenarios fail the same way: {}", same.len(), same.join(", "));
+        }
+        told.push(key);
+    }
+    let total = outcome.verdicts.len();
+    if outcome.done() {
+        println!("  level {} done: all {total} scenarios behave like the reference\n", level.number);
+    } else {
+        println!(
+            "  level {}: {} of {total} scenarios behave like the reference; `cargo lab hint {}` when stuck\n",
+            level.number,
+            outcome.passed(),
+            level.number
+        );
+    }
+}
+
+/// What a failed scenario shows, and the hint for it.
+fn explain(scenario: &Scenario, verdict: &Verdict) -> String {
+    match verdict {
+        Verdict::Pass => String::new(),
+        Verdict::NotDone { place, hint } => format!("not done yet, at {place}: {hint}"),
+        Verdict::Mistake { found, hint, context, .. } => {
+            format!("{found}:\n{}\nhint: {hint}", context.join("\n"))
+        }
+        Verdict::Differs { hint, context } => {
+            format!("its output differs from the reference's:\n{}\nhint: {hint}", context.join("\n"))
+        }
+        Verdict::Killed { seconds } => {
+            format!("killed after {seconds} s: does it loop?\nhint: {}", scenario.hint)
+        }
+        Verdict::LeftBehind(what) => format!(
+            "it left this behind (now removed): {}\nhint: what a run makes must go on every path; \
+             a mount is detached before its directory is removed",
+            what.join(", ")
+        ),
+        Verdict::Unjudged(why) => why.clone(),
+    }
+}
+
+/// The key failures are grouped by: the same mistake, the same todo!(),
+/// the same difference.
+fn key_of(verdict: &Verdict) -> Option<String> {
+    match verdict {
+        Verdict::Pass => None,
+        Verdict::NotDone { place, .. } => Some(format!("todo {place}")),
+        Verdict::Mistake { name, .. } => Some(format!("mistake {name}")),
+        Verdict::Differs { context, .. } => Some(format!("differs {}", context.join("\n"))),
+        Verdict::Killed { .. } => Some("killed".to_string()),
+        Verdict::LeftBehind(what) => Some(format!("left {what:?}")),
+        Verdict::Unjudged(why) => Some(format!("unjudged {why}")),
+    }
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines().map(|l| format!("{pad}{l}")).collect::<Vec<_>>().join("\n")
 }

@@ -17,6 +17,7 @@ scenario_tests!(LEVEL;
     whoami => "whoami",
     escape => "escape",
     mount_proc => "mount-proc",
+    files => "files",
     quiet => "quiet",
     no_such_command => "no-such-command",
     dynamic_busybox => "dynamic-busybox",

@@ -1,10 +1,10 @@
 //! Level 1 lab: a root filesystem, a way into it, and the way out.
 //!
-//! Write the three functions below, in order; `cargo lab 1` checks them.
-//! Call the kernel only through `kernel::` (mkdir, chmod, mknod_char, copy, symlink_each,
-//! write_file, chroot, chdir, file_id): each call narrates itself, and the
-//! narration is part of what the check compares.
-//! The sheet, labs/01-chroot/README.md, says more.
+//! Write the three functions below; `cargo lab 1` checks them, and
+//! `cargo lab hint 1` gives a hint when you are stuck. Call the kernel only
+//! through `kernel::`: each call narrates itself, and the check compares
+//! what your program does, and the calls it makes, with the reference.
+//! The sheet, labs/01-chroot/README.md, says what each function must achieve.
 
 // Until you have written them, the parameters and imports go unused.
 #![allow(unused_variables, unused_imports)]
@@ -17,21 +17,23 @@ use crate::kernel;
 /// Fills the empty directory `rootfs` with a root filesystem.
 pub fn build_rootfs(rootfs: &Path, busybox: &Path, applets: &[String]) -> Result<()> {
     todo!(
-        "make bin, dev, etc, proc, root, sys (0o755) and tmp (0o1777, then chmod it), \
-         mknod dev/null (1, 3, 0o666, then chmod it), copy busybox to bin/busybox, \
-         link each applet in bin to \"busybox\", and write etc/passwd and etc/group for root"
+        "make rootfs a root filesystem that busybox's applets can run in (the sheet says what it holds); \
+         `cargo lab hint 1` when stuck"
     )
 }
 
 /// Makes `rootfs` this process's "/".
 pub fn enter(rootfs: &Path) -> Result<()> {
-    todo!("chroot into the rootfs, then chdir to \"/\" (chroot does not move the working directory)")
+    todo!(
+        "make rootfs this process's \"/\", so that no path, absolute or relative, reaches the host; \
+         `cargo lab hint 1` when stuck"
+    )
 }
 
 /// Leaves a chroot jail the classic way.
 pub fn break_out() -> Result<()> {
     todo!(
-        "mkdir /.escape, chroot into it without chdir, chdir(\"..\") until \".\" and \"..\" \
-         have the same file_id, then chroot(\".\")"
+        "from inside the jail, make the host's real root this process's \"/\" again; \
+         `cargo lab hint 1` when stuck"
     )
 }

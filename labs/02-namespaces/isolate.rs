@@ -1,11 +1,11 @@
 //! Level 2 lab: a root of the container's own, a user namespace's id maps,
 //! and joining a running container.
 //!
-//! Write the three functions below, in order; `cargo lab 2` checks them.
-//! Call the kernel only through `kernel::` (mount, mkdir_all, chdir, pivot_root,
-//! umount_detach, write_file, setns): each call narrates itself, and the
-//! narration is part of what the check compares.
-//! The sheet, labs/02-namespaces/README.md, says more.
+//! Write the three functions below; `cargo lab 2` checks them, and
+//! `cargo lab hint 2` gives a hint when you are stuck. Call the kernel only
+//! through `kernel::`: each call narrates itself, and the check compares
+//! what your program does, and the calls it makes, with the reference.
+//! The sheet, labs/02-namespaces/README.md, says what each function must achieve.
 
 // Until you have written them, the parameters and imports go unused.
 #![allow(unused_variables, unused_imports)]
@@ -26,19 +26,25 @@ use crate::chroot;
 /// `before_pivot` runs once the mounts are made, before the pivot.
 pub fn pivot_into(rootfs: &Path, mounts: &[Mount], before_pivot: impl FnOnce() -> Result<()>) -> Result<()> {
     todo!(
-        "make \"/\" MS_REC|MS_PRIVATE, bind the rootfs onto itself (MS_BIND|MS_REC), for each mount: \
-         find its target with chroot::path_inside, kernel::mkdir_all it, kernel::mount it; call before_pivot()?; \
-         then chdir into the rootfs, pivot_root(\".\", \".\"), umount_detach(\".\"), chdir(\"/\")"
+        "make rootfs the root of this namespace's whole mount tree, with `mounts` made in it and \
+         before_pivot run before the switch, and nothing of the host's root left; \
+         `cargo lab hint 2` when stuck"
     )
 }
 
 /// From outside: says which ids outside the user namespace of `child` its
 /// ids inside stand for.
 pub fn map_ids(child: Pid, map: &IdMap) -> Result<()> {
-    todo!("write \"INSIDE OUTSIDE COUNT\\n\" to /proc/<child>/uid_map, then the same to gid_map")
+    todo!(
+        "make the ids inside the child's user namespace stand for the ids outside that `map` says, \
+         users and groups alike; `cargo lab hint 2` when stuck"
+    )
 }
 
 /// Enters the namespaces of process `pid` of the given kinds, in the order given.
 pub fn join(pid: Pid, kinds: &[Kind]) -> Result<()> {
-    todo!("setns into /proc/<pid>/ns/<kind.file> with kind.flag, for each kind in order")
+    todo!(
+        "move this process into process `pid`'s namespaces of the kinds in `kinds`, in the order given; \
+         `cargo lab hint 2` when stuck"
+    )
 }

@@ -3,9 +3,11 @@
 //!
 //! Write the two functions below; `cargo lab 3` checks them on the cgroup
 //! version this machine has (`stat -fc %T /sys/fs/cgroup`: cgroup2fs is v2,
-//! tmpfs is v1). Write into the group's files only with `kernel::write_file`:
-//! each write narrates itself, and the narration is part of what is compared.
-//! The sheet, labs/03-cgroups/README.md, says more.
+//! tmpfs is v1), and `cargo lab hint 3` gives a hint when you are stuck.
+//! Write into the group's files only with `kernel::write_file`: each write
+//! narrates itself, and the check compares what your program does, and the
+//! writes it makes, with the reference.
+//! The sheet, labs/03-cgroups/README.md, says what each function must achieve.
 
 // Until you have written them, the parameters and imports go unused.
 #![allow(unused_variables, unused_imports)]
@@ -18,19 +20,15 @@ use super::{Cgroup, Limits, Usage, Version};
 /// Writes each limit that is set into the cgroup's files.
 pub fn write_limits(cgroup: &Cgroup, limits: &Limits) -> Result<()> {
     todo!(
-        "for each limit that is Some, write it with kernel::write_file(&cgroup.file(controller, file), value): \
-         v1: memory.limit_in_bytes (and memory.memsw.limit_in_bytes if it exists), pids.max, \
-         cpu.cfs_period_us then cpu.cfs_quota_us; v2: memory.max (and memory.swap.max = 0 if it exists), \
-         pids.max, cpu.max = \"QUOTA PERIOD\""
+        "hold the group to each limit that is set, under cgroup v1 and v2, with no swap beyond \
+         the memory limit; `cargo lab hint 3` when stuck"
     )
 }
 
 /// Reads what the kernel counted for the group.
 pub fn read_usage(cgroup: &Cgroup) -> Usage {
     todo!(
-        "fill a Usage with cgroup.number(controller, file) and cgroup.keyed(controller, file, key): \
-         v1: memory.max_usage_in_bytes, oom_kill in memory.oom_control, max in pids.events, \
-         cpuacct.usage, nr_throttled in cpu.stat; v2: memory.peak, oom_kill in memory.events, max in \
-         pids.events, usage_usec in cpu.stat (times 1000), nr_throttled in cpu.stat"
+        "return what the kernel counted for the group, under cgroup v1 and v2, with None for \
+         what this kernel does not count; `cargo lab hint 3` when stuck"
     )
 }

@@ -1,11 +1,11 @@
 //! Level 4 lab: the mount options of config.json as mount(2)'s flags, and
 //! the two halves of the handshake between `create` and `start`.
 //!
-//! Write the three functions below, in order; `cargo lab 4` checks them.
-//! Call the kernel only through `kernel::` (open_write_waiting, write_to,
-//! open_path, unlink, open_read_nonblocking, read_until_closed): each call
-//! narrates itself, and the narration is part of what the check compares.
-//! The sheet, labs/04-runtime/README.md, says more.
+//! Write the three functions below; `cargo lab 4` checks them, and
+//! `cargo lab hint 4` gives a hint when you are stuck. Call the kernel only
+//! through `kernel::`: each call narrates itself, and the check compares
+//! what your program does, and the calls it makes, with the reference.
+//! The sheet, labs/04-runtime/README.md, says what each function must achieve.
 
 // Until you have written them, the parameters and imports go unused.
 #![allow(unused_variables, unused_imports)]
@@ -22,8 +22,8 @@ use crate::kernel;
 /// is the file system's own data ("mode=755,size=65536k").
 pub fn mount_options(options: &[String]) -> (MsFlags, MsFlags, Option<String>) {
     todo!(
-        "for each option: a flag to set (ro, nosuid, bind, ...) or clear (rw, suid, ...), a propagation \
-         flag (private, rslave, ...), or else data; data joined with \",\", None if there is none"
+        "split mount options into mount(2)'s flags (a later option winning), the propagation, and \
+         the file system's data; `cargo lab hint 4` when stuck"
     )
 }
 
@@ -32,8 +32,8 @@ pub fn mount_options(options: &[String]) -> (MsFlags, MsFlags, Option<String>) {
 /// be kept until execve closes it.
 pub fn wait_for_start(fifo: &OwnedFd, ready: impl FnOnce()) -> Result<OwnedFd> {
     todo!(
-        "open /proc/self/fd/<fifo> to write with kernel::open_write_waiting (it calls ready() before it \
-         waits), write the byte \"0\" to it (what: \"exec.fifo\"), return the open end"
+        "wait at the FIFO until start comes (letting create end first, through ready), say you are \
+         through, and hand back the open end; `cargo lab hint 4` when stuck"
     )
 }
 
@@ -41,7 +41,7 @@ pub fn wait_for_start(fifo: &OwnedFd, ready: impl FnOnce()) -> Result<OwnedFd> {
 /// it has written its byte and closed its end. True if it did.
 pub fn release(fifo: &Path, alive: impl Fn() -> bool) -> Result<bool> {
     todo!(
-        "open_path the FIFO, unlink it, open /proc/self/fd/<handle> with open_read_nonblocking, then \
-         read_until_closed (what: \"exec.fifo\", alive): true if something came"
+        "make state say running, let the process waiting at the FIFO go on, and wait until its \
+         program runs (true) or it is gone (false); `cargo lab hint 4` when stuck"
     )
 }

@@ -1,0 +1,163 @@
+//! Proof that the lab checker can fail, and fails for the right reason.
+//!
+//! Each lab keeps, in labs/NN-name/fixtures/, wrong solutions a student
+//! plausibly writes (mutants), each saying in its first lines which mistake
+//! of the level's table it makes (`//! expect: NAME`), and one correct
+//! solution written differently from the reference (`//! expect: pass`).
+//! `cargo lab fixtures` checks each one in the lab file's place, in a copy
+//! of the sources, so that the student's own file is never touched.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use podlab::scenario::{self, Level};
+
+use crate::{check, Source, Verdict};
+
+/// Checks every fixture of `levels`; fails if any does not come out as it says.
+pub fn prove(levels: &[&Level], limit: Duration) -> ExitCode {
+    let before = scenario::ours_on_this_machine();
+    let mut wrong = 0;
+    let mut proven = 0;
+    for level in levels {
+        let dir = lab_dir(level).join("fixtures");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .collect();
+        files.sort();
+        let mutants = files.len().saturating_sub(1);
+        if files.is_empty() || mutants < 3 {
+            println!(
+                "✗ level {}: {} holds {mutants} mutants; each lab keeps at least 3 and an alternative",
+                level.number,
+                dir.display()
+            );
+            wrong += 1;
+        }
+        for file in files {
+            let name = file.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let Some(expect) = expected(&file) else {
+                println!("✗ level {} {name}: no `//! expect: NAME` (or `pass`) line", level.number);
+                wrong += 1;
+                continue;
+            };
+            let Some(outcome) = check(level, &Source::File(file.clone()), limit) else {
+                println!("✗ level {} {name}: does not compile", level.number);
+                wrong += 1;
+                continue;
+            };
+            let failed: Vec<&Verdict> =
+                outcome.verdicts.iter().map(|(_, v)| v).filter(|v| **v != Verdict::Pass).collect();
+            let verdict = if expect == "pass" {
+                match failed.first() {
+                    None => Ok("passes".to_string()),
+                    Some(v) => Err(format!("should pass, but {}", crate::key_of(v).unwrap_or_default())),
+                }
+            } else {
+                // Every scenario it fails must fail by its mistake, and one at least.
+                let others: Vec<String> = failed
+                    .iter()
+                    .filter(|v| !matches!(v, Verdict::Mistake { name, .. } if *name == expect))
+                    .filter_map(|v| crate::key_of(v))
+                    .collect();
+                let hint = failed.iter().find_map(|v| match v {
+                    Verdict::Mistake { hint, left, .. } => Some((*hint, *left)),
+                    _ => None,
+                });
+                match (failed.is_empty(), others.first(), hint) {
+                    (true, _, _) => Err("passes: the checker cannot tell this mistake".to_string()),
+                    (_, Some(other), _) => Err(format!("fails, but not only by {expect}: {other}")),
+                    (_, None, Some((_, left))) if left > 0 => {
+                        Err(format!("fails by {expect}, but its run left {left} things behind"))
+                    }
+                    (_, None, Some((hint, _))) => Ok(format!(
+                        "fails in {} of {} scenarios with the hint for {expect}: {hint}",
+                        failed.len(),
+                        outcome.verdicts.len()
+                    )),
+                    (_, None, None) => Err("fails without a hint".to_string()),
+                }
+            };
+            match verdict {
+                Ok(what) => {
+                    proven += 1;
+                    println!("✓ level {} {name}: {what}", level.number);
+                }
+                Err(what) => {
+                    wrong += 1;
+                    println!("✗ level {} {name}: {what}", level.number);
+                }
+            }
+        }
+    }
+    let left: Vec<PathBuf> = scenario::ours_on_this_machine().difference(&before).cloned().collect();
+    if !left.is_empty() {
+        println!("✗ the fixtures' runs left {left:?} behind");
+        wrong += 1;
+    }
+    println!("fixtures: {proven} proven, {wrong} wrong");
+    if wrong == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The lab's folder: labs/NN-name.
+pub fn lab_dir(level: &Level) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    repo.join(level.lab_file).parent().map(Path::to_path_buf).unwrap_or_else(|| repo.join("labs"))
+}
+
+/// What a fixture says it is: the name of its mistake, or "pass".
+fn expected(file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line =
+        text.lines().take_while(|l| l.starts_with("//!")).find_map(|l| l.strip_prefix("//! expect: "))?;
+    Some(line.trim().to_string())
+}
+
+/// A copy of the sources under the target directory with `file` in the
+/// place of the level's lab file; its path. Files are written only when
+/// they changed, so that cargo rebuilds only what must be.
+pub fn sources_with(repo: &Path, target: &Path, level: &Level, file: &Path) -> Result<PathBuf, String> {
+    let copy = target.join("lab-copy/sources");
+    let failed = |e: std::io::Error| format!("could not copy the sources to {}: {e}", copy.display());
+    for name in ["Cargo.toml", "Cargo.lock"] {
+        sync(&repo.join(name), &copy.join(name)).map_err(failed)?;
+    }
+    for dir in ["chapters", "labs"] {
+        sync_tree(&repo.join(dir), &copy.join(dir)).map_err(failed)?;
+    }
+    sync(file, &copy.join(level.lab_file)).map_err(failed)?;
+    Ok(copy)
+}
+
+fn sync_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            sync_tree(&path, &to.join(entry.file_name()))?;
+        } else {
+            sync(&path, &to.join(entry.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+fn sync(from: &Path, to: &Path) -> std::io::Result<()> {
+    let contents = std::fs::read(from)?;
+    if std::fs::read(to).ok().as_ref() != Some(&contents) {
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(to, contents)?;
+    }
+    Ok(())
+}
