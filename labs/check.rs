@@ -94,10 +94,11 @@ pub enum Symptom {
     Says(&'static str),
     /// No line of the program's output is exactly this.
     Lacks(&'static str),
-    /// No narrated call contains this: a call that must happen is missing.
-    NoCall(&'static str),
-    /// A narrated call containing the first text does not come before the
-    /// first call containing the second (or one of them is missing).
+    /// A call containing the first text was narrated, and none containing
+    /// the second came after it: a call that must follow is missing.
+    NoneAfter(&'static str, &'static str),
+    /// A call containing the second text was narrated, and no call
+    /// containing the first came before it.
     NotBefore(&'static str, &'static str),
     /// The run was killed for taking too long.
     Hangs,
@@ -138,9 +139,13 @@ impl Symptom {
         match self {
             Symptom::Says(text) => output.iter().position(|l| l.contains(text)).map(Some),
             Symptom::Lacks(line) => (!output.contains(line)).then_some(None),
-            Symptom::NoCall(text) => position(text).is_none().then_some(None),
+            Symptom::NoneAfter(first, then) => {
+                let after = position(first).map(|a| run.calls().skip(a).any(|call| call.contains(then)));
+                (after == Some(false)).then_some(None)
+            }
             Symptom::NotBefore(first, then) => match (position(first), position(then)) {
                 (Some(a), Some(b)) if a < b => None,
+                (_, None) => None,
                 _ => Some(None),
             },
             Symptom::Hangs => run.killed().then_some(None),
@@ -152,7 +157,7 @@ impl Symptom {
         match self {
             Symptom::Says(text) => format!("your program says {text:?}"),
             Symptom::Lacks(line) => format!("your program never says {line:?}"),
-            Symptom::NoCall(text) => format!("no call like {text} happened"),
+            Symptom::NoneAfter(first, then) => format!("no call like {then} came after {first}"),
             Symptom::NotBefore(first, then) => format!("{first} did not come before {then}"),
             Symptom::Hangs => "it did not end, and was killed".to_string(),
         }
