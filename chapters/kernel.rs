@@ -1057,6 +1057,7 @@ pub fn waitpid(child: Pid) -> Result<WaitStatus> {
                     WaitStatus::Signaled(_, signal, _) => format!("killed by {signal:?}"),
                     _ => unreachable!("matched above"),
                 };
+                tell_signals_passed_on();
                 narrate!("waitpid(child) = {how}");
                 return Ok(status);
             }
@@ -1123,6 +1124,18 @@ pub fn run_with_input(
 static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
 static FORWARDER: AtomicI32 = AtomicI32::new(0);
 static FORWARDED_ALREADY: AtomicUsize = AtomicUsize::new(0);
+/// The first signal passed on to the child, for waitpid to tell; 0 if none.
+static PASSED_ON: AtomicI32 = AtomicI32::new(0);
+
+/// Tells the signals the handler passed on to the child, if any.
+fn tell_signals_passed_on() {
+    let signal = PASSED_ON.swap(0, Ordering::Relaxed);
+    let Ok(signal) = Signal::try_from(signal) else { return };
+    narrate!("kill(child, {signal:?}): passed on the signal this process got");
+    if FORWARDED_ALREADY.load(Ordering::Relaxed) > 1 {
+        narrate!("kill(child, SIGKILL): a second signal came, and a PID 1 may ignore the first");
+    }
+}
 
 extern "C" fn forward_signal(signal: nix::libc::c_int) {
     use nix::libc;
@@ -1137,6 +1150,10 @@ extern "C" fn forward_signal(signal: nix::libc::c_int) {
             // The first signal is passed on as it is; a second one kills.
             let first = FORWARDED_ALREADY.fetch_add(1, Ordering::Relaxed) == 0;
             libc::kill(FORWARD_TO.load(Ordering::Relaxed), if first { signal } else { libc::SIGKILL });
+            // Told once the child has ended: a handler may not narrate.
+            if first {
+                PASSED_ON.store(signal, Ordering::Relaxed);
+            }
         }
     }
 }

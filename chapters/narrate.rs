@@ -10,11 +10,35 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+static FOLDING: AtomicBool = AtomicBool::new(false);
 static DEPTH: AtomicUsize = AtomicUsize::new(1);
 
 /// `--quiet`: tell nothing.
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// `--verbose`: tell the calls of a lower level's set-up too, which
+/// [`folded`] otherwise tells in one line.
+pub fn set_verbose(verbose: bool) {
+    VERBOSE.store(verbose, Ordering::Relaxed);
+}
+
+/// Runs `work`, a lower level's set-up (level 1's rootfs, under level 2),
+/// told as the one line that `summary` makes of what it made, so that a
+/// level's narration is about that level; with `--verbose`, call by call.
+pub fn folded<T, E>(work: impl FnOnce() -> Result<T, E>, summary: impl FnOnce(&T) -> String) -> Result<T, E> {
+    if VERBOSE.load(Ordering::Relaxed) {
+        return work();
+    }
+    FOLDING.store(true, Ordering::Relaxed);
+    let made = work();
+    FOLDING.store(false, Ordering::Relaxed);
+    if let Ok(made) = &made {
+        line(format_args!("{}", summary(made)));
+    }
+    made
 }
 
 /// Called in a child right after fork: its lines are indented one step more,
@@ -25,7 +49,7 @@ pub fn enter_child() {
 
 /// Prints one narration line. Use the [`narrate!`](crate::narrate!) macro.
 pub fn line(call: fmt::Arguments) {
-    if QUIET.load(Ordering::Relaxed) {
+    if QUIET.load(Ordering::Relaxed) || FOLDING.load(Ordering::Relaxed) {
         return;
     }
     let indent = "  ".repeat(DEPTH.load(Ordering::Relaxed));

@@ -455,7 +455,8 @@ fn judge(exe: &Path, level: &Level, scenario: &Scenario, table: &[Mistake], limi
     let output = run.output();
     for mistake in table.iter().filter(|m| m.scenarios.is_empty() || m.scenarios.contains(&scenario.name)) {
         if let Some(at) = mistake.shows_as.shows_in(&run) {
-            let context = at.map_or_else(|| last_lines(&output), |at| around(&output, at));
+            let mut context = at.map_or_else(|| last_lines(&output), |at| around(&output, at));
+            add_last_words(&mut context, &output);
             return Verdict::Mistake {
                 name: mistake.name,
                 found: mistake.shows_as.found(),
@@ -479,6 +480,7 @@ fn judge(exe: &Path, level: &Level, scenario: &Scenario, table: &[Mistake], limi
             let mut context = around(&output, at.min(output.len().saturating_sub(1)));
             context
                 .push(format!("(the reference says here: {})", expected.get(at).unwrap_or(&"nothing more")));
+            add_last_words(&mut context, &output);
             Verdict::Differs { hint: scenario.hint, context }
         }
     }
@@ -489,6 +491,17 @@ fn around(lines: &[&str], at: usize) -> Vec<String> {
     let from = at.saturating_sub(2);
     let to = (at + 3).min(lines.len());
     (from..to).map(|i| format!("{} {}", if i == at { ">" } else { " " }, lines[i])).collect()
+}
+
+/// The program's last words, its error sentence if it failed, unless the
+/// context shows them already.
+fn add_last_words(context: &mut Vec<String>, output: &[&str]) {
+    let said = |l: &&&str| !l.starts_with("$ ") && !l.starts_with('[') && !l.trim().is_empty();
+    if let Some(last) = output.iter().rev().find(said) {
+        if !context.iter().any(|c| c.ends_with(*last)) {
+            context.push(format!("(its last words: {last})"));
+        }
+    }
 }
 
 /// The program's last lines, where its own error sentence would be.

@@ -128,7 +128,13 @@ fn cleans_up_when_killed() {
     }
     let killed = common::kill_while_running("01-chroot", &["sleep", "30"], "sleep", &[Signal::SIGTERM]);
     assert_eq!(killed.status.code(), Some(128 + 15), "{}", killed.narration);
-    assert!(killed.narration.contains("waitpid(child) = killed by SIGTERM"), "{}", killed.narration);
+    assert!(
+        killed.narration.contains(
+            "> kill(child, SIGTERM): passed on the signal this process got\n  > waitpid(child) = killed by SIGTERM"
+        ),
+        "{}",
+        killed.narration
+    );
     assert_eq!(killed.made.len(), 1, "{}", killed.narration);
     assert!(!std::path::Path::new(&killed.made[0]).exists(), "{} was left behind", killed.made[0]);
 }

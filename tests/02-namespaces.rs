@@ -211,6 +211,8 @@ fn cleans_up_when_killed() {
     );
     assert_eq!(killed.status.code(), Some(128 + 9), "{}", killed.narration);
     assert!(killed.narration.contains("waitpid(child) = killed by SIGKILL"), "{}", killed.narration);
+    assert!(killed.narration.contains("kill(child, SIGTERM): passed on"), "{}", killed.narration);
+    assert!(killed.narration.contains("kill(child, SIGKILL): a second signal came"), "{}", killed.narration);
     assert_eq!(killed.made.len(), 1, "{}", killed.narration);
     assert!(!Path::new(&killed.made[0]).exists(), "{} was left behind", killed.made[0]);
     assert!(podlab::kernel::mounts_under(Path::new(&killed.made[0])).unwrap().is_empty());

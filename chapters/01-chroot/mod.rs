@@ -55,6 +55,17 @@ impl RootfsOptions {
         Rootfs::create(self.rootfs.as_deref(), &self.busybox)
     }
 
+    /// Builds the rootfs as a lower level's set-up: told in one line,
+    /// unless `--verbose` (levels 2 and up).
+    pub fn create_in_one_line(&self) -> Result<Rootfs> {
+        crate::narrate::folded(
+            || self.create(),
+            |rootfs| {
+                format!("built the rootfs {:?} as level 1 does (--verbose tells each call)", rootfs.path())
+            },
+        )
+    }
+
     /// Keeps the rootfs if asked to (`--keep`, `--rootfs`), saying where;
     /// otherwise drops it, which removes it.
     pub fn finish(&self, rootfs: Rootfs) {
@@ -71,6 +82,11 @@ pub struct CommandOptions {
     /// example print.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Tell every call, also those of the lower levels' set-up, which levels
+    /// 2 and up tell in one line (level 1's rootfs, say).
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
 
     /// The command to run, looked up in the rootfs's /bin; by default an
     /// interactive shell.

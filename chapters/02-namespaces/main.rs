@@ -100,6 +100,7 @@ impl Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     narrate::set_quiet(args.run.quiet);
+    narrate::set_verbose(args.run.verbose);
     finish("02-namespaces", run(args))
 }
 
@@ -112,7 +113,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let hostname = args.hostname.as_deref().unwrap_or(namespaces::DEFAULT_HOSTNAME);
     namespaces::check_hostname(hostname)?;
     namespaces::check_kernel(args.namespaces())?;
-    let rootfs = args.rootfs.create()?;
+    let rootfs = args.rootfs.create_in_one_line()?;
     if args.namespaces().contains(CloneFlags::CLONE_NEWUSER) {
         rootfs.let_other_ids_in()?;
     }

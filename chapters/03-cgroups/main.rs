@@ -57,6 +57,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     narrate::set_quiet(args.run.quiet);
+    narrate::set_verbose(args.run.verbose);
     finish("03-cgroups", run(args))
 }
 
@@ -71,7 +72,7 @@ fn run(args: Args) -> Result<ExitCode> {
     let command = args.run.command_or_shell();
     let name = args.cgroup.clone().unwrap_or_else(cgroups::unique_name);
 
-    let rootfs = args.rootfs.create()?;
+    let rootfs = args.rootfs.create_in_one_line()?;
     let cgroup = Cgroup::create(version, &name)?;
     cgroups::write_limits(&cgroup, &limits)?;
     let started = Instant::now();
