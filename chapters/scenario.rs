@@ -298,16 +298,22 @@ const OUTPUT_LIMIT: usize = 4 << 20;
 /// How a transcript tells that a run was ended for taking too long.
 pub const KILLED: &str = "[killed after";
 
-/// Ends a run that hangs: SIGTERM first, which the examples pass on to
-/// their child and then clean up after; whatever of its process group is
-/// still there two seconds later gets SIGKILL.
+/// Ends a run that hangs: SIGTERM, which the examples pass on to their
+/// child and then clean up after, and SIGTERM again a second later, which
+/// they pass on as SIGKILL (a PID 1 ignores the first); whatever of its
+/// process group is still there two seconds after that gets SIGKILL.
 fn end_hanging(child: &mut Child) -> io::Result<()> {
     use nix::sys::signal::{kill, killpg, Signal};
     let leader = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = kill(leader, Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while child.try_wait()?.is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
+    for wait in [Duration::from_secs(1), Duration::from_secs(2)] {
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        let _ = kill(leader, Signal::SIGTERM);
+        let deadline = Instant::now() + wait;
+        while child.try_wait()?.is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     let _ = killpg(leader, Signal::SIGKILL);
     child.wait()?;

@@ -132,23 +132,23 @@ fn output_of(transcript: &str) -> Vec<&str> {
 }
 
 impl Symptom {
-    /// Whether the run shows it, and where: the output line to show around.
-    fn shows_in(&self, run: &Run) -> Option<Option<usize>> {
+    /// Whether the run shows it, and where.
+    fn shows_in(&self, run: &Run) -> Option<Evidence> {
         let output = run.output();
         let position = |text: &str| run.calls().position(|call| call.contains(text));
         match self {
-            Symptom::Says(text) => output.iter().position(|l| l.contains(text)).map(Some),
-            Symptom::Lacks(line) => (!output.contains(line)).then_some(None),
-            Symptom::NoneAfter(first, then) => {
-                let after = position(first).map(|a| run.calls().skip(a).any(|call| call.contains(then)));
-                (after == Some(false)).then_some(None)
-            }
+            Symptom::Says(text) => output.iter().position(|l| l.contains(text)).map(Evidence::Output),
+            Symptom::Lacks(line) => (!output.contains(line)).then_some(Evidence::Nowhere),
             Symptom::NotBefore(first, then) => match (position(first), position(then)) {
                 (Some(a), Some(b)) if a < b => None,
                 (_, None) => None,
-                _ => Some(None),
+                (_, Some(b)) => Some(Evidence::Call(b)),
             },
-            Symptom::Hangs => run.killed().then_some(None),
+            Symptom::NoneAfter(first, then) => {
+                let a = position(first)?;
+                (!run.calls().skip(a).any(|call| call.contains(then))).then_some(Evidence::Call(a))
+            }
+            Symptom::Hangs => run.killed().then_some(Evidence::Nowhere),
         }
     }
 
@@ -157,11 +157,28 @@ impl Symptom {
         match self {
             Symptom::Says(text) => format!("your program says {text:?}"),
             Symptom::Lacks(line) => format!("your program never says {line:?}"),
-            Symptom::NoneAfter(first, then) => format!("no call like {then} came after {first}"),
-            Symptom::NotBefore(first, then) => format!("{first} did not come before {then}"),
+            Symptom::NoneAfter(first, then) => {
+                format!("{} was called with no {} after it", call_name(first), call_name(then))
+            }
+            Symptom::NotBefore(first, then) => {
+                format!("{} was called with no {} before it", call_name(then), call_name(first))
+            }
             Symptom::Hangs => "it did not end, and was killed".to_string(),
         }
     }
+}
+
+/// Where a symptom showed: at a line of the output, at a narrated call, or
+/// in no one line (a line that never came).
+enum Evidence {
+    Output(usize),
+    Call(usize),
+    Nowhere,
+}
+
+/// A call's name in a symptom's text: `chroot("/tmp/podlab-` is chroot.
+fn call_name(text: &str) -> &str {
+    text.split_once('(').map_or(text, |(name, _)| name)
 }
 
 /// What one scenario came to.
@@ -455,8 +472,20 @@ fn judge(exe: &Path, level: &Level, scenario: &Scenario, table: &[Mistake], limi
     let output = run.output();
     for mistake in table.iter().filter(|m| m.scenarios.is_empty() || m.scenarios.contains(&scenario.name)) {
         if let Some(at) = mistake.shows_as.shows_in(&run) {
-            let mut context = at.map_or_else(|| last_lines(&output), |at| around(&output, at));
+            let mut context = match at {
+                Evidence::Output(at) => around(&output, at),
+                Evidence::Call(at) => {
+                    let calls: Vec<&str> = run.calls().collect();
+                    let mut told = vec!["the calls, as narrated:".to_string()];
+                    told.extend(around(&calls, at));
+                    told
+                }
+                Evidence::Nowhere => last_lines(&output),
+            };
             add_last_words(&mut context, &output);
+            if let Evidence::Output(at) = at {
+                add_calls_before(&mut context, &run.transcript, at);
+            }
             return Verdict::Mistake {
                 name: mistake.name,
                 found: mistake.shows_as.found(),
@@ -481,6 +510,7 @@ fn judge(exe: &Path, level: &Level, scenario: &Scenario, table: &[Mistake], limi
             context
                 .push(format!("(the reference says here: {})", expected.get(at).unwrap_or(&"nothing more")));
             add_last_words(&mut context, &output);
+            add_calls_before(&mut context, &run.transcript, at);
             Verdict::Differs { hint: scenario.hint, context }
         }
     }
@@ -501,6 +531,24 @@ fn add_last_words(context: &mut Vec<String>, output: &[&str]) {
         if !context.iter().any(|c| c.ends_with(*last)) {
             context.push(format!("(its last words: {last})"));
         }
+    }
+}
+
+/// The narration as the explanation: the last calls told before output
+/// line `at`.
+fn add_calls_before(context: &mut Vec<String>, transcript: &str, at: usize) {
+    let mut calls = Vec::new();
+    let mut seen = 0;
+    for line in transcript.lines() {
+        match line.trim_start().strip_prefix("> ") {
+            Some(call) => calls.push(call),
+            None if seen == at => break,
+            None => seen += 1,
+        }
+    }
+    if !calls.is_empty() {
+        context.push("the calls told before that line:".to_string());
+        context.extend(calls.iter().skip(calls.len().saturating_sub(3)).map(|call| format!("    {call}")));
     }
 }
 

@@ -25,7 +25,7 @@ pub const MISTAKES: &[Mistake] = &[
     Mistake {
         name: "fifo-kept",
         scenarios: MOUNTING,
-        shows_as: NoneAfter("exec.fifo\", O_PATH", "unlink("),
+        shows_as: NoneAfter("open(\"/tmp/podlab-[id]/state/", "unlink("),
         hint: "the container runs, but `state` still calls it created: a runtime tells a created container \
                by its exec.fifo, so start has to take the FIFO's name away (holding the FIFO itself by a \
                handle) before it lets the process go; a second start then finds nothing to open",
