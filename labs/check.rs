@@ -55,7 +55,8 @@ struct Args {
     #[arg(long, conflicts_with = "file")]
     reference: bool,
 
-    /// Check FILE in the place of the level's lab file (which stays as it is).
+    /// Check FILE in the place of the level's lab file (which stays as it
+    /// is): a Rust file, or a mutant of labs/NN-name/fixtures/.
     #[arg(long, value_name = "FILE", requires = "level")]
     file: Option<PathBuf>,
 
@@ -273,13 +274,21 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let source = match (&args.file, args.reference) {
-                (Some(file), _) => match std::path::absolute(file) {
-                    Ok(file) if file.is_file() => Source::File(file),
-                    _ => {
-                        eprintln!("cargo lab: there is no file {file:?}: give the path of a Rust file");
-                        return ExitCode::from(2);
+                (Some(file), _) => {
+                    match std::path::absolute(file) {
+                        Ok(file) if file.is_file() => match fixtures::materialize(levels[0], &file) {
+                            Ok(file) => Source::File(file),
+                            Err(why) => {
+                                eprintln!("cargo lab: {}: {why}", file.display());
+                                return ExitCode::from(2);
+                            }
+                        },
+                        _ => {
+                            eprintln!("cargo lab: there is no file {file:?}: give the path of a Rust file or a mutant");
+                            return ExitCode::from(2);
+                        }
                     }
-                },
+                }
                 (None, true) => Source::Reference,
                 (None, false) => Source::Lab,
             };

@@ -1,9 +1,13 @@
 //! Proof that the lab checker can fail, and fails for the right reason.
 //!
 //! Each lab keeps, in labs/NN-name/fixtures/, wrong solutions a student
-//! plausibly writes (mutants), each saying in its first lines which mistake
-//! of the level's table it makes (`//! expect: NAME`), and one correct
-//! solution written differently from the reference (`//! expect: pass`).
+//! plausibly writes (mutants) and one correct solution written differently
+//! from the reference (alternative.rs, a whole file). A mutant is kept as
+//! an edit of the reference, `<name>.mutant`: a few lines of it and what
+//! the mutant has in their place, so that it follows the reference as that
+//! changes, and shows at a glance what is wrong. Each fixture says in its
+//! first lines which mistake of the level's table it makes
+//! (`//! expect: NAME`), or that it passes (`//! expect: pass`).
 //! `cargo lab fixtures` checks each one in the lab file's place, in a copy
 //! of the sources, so that the student's own file is never touched.
 
@@ -27,15 +31,16 @@ pub fn prove(levels: &[&Level], limit: Duration) -> ExitCode {
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+            .filter(|p| p.extension().is_some_and(|e| e == "rs" || e == "mutant"))
             .collect();
         files.sort();
-        let mutants = files.len().saturating_sub(1);
-        if files.is_empty() || mutants < 3 {
+        let mutants = files.iter().filter(|p| p.extension().is_some_and(|e| e == "mutant")).count();
+        if mutants < 3 || files.len() == mutants {
             println!(
-                "✗ level {}: {} holds {mutants} mutants; each lab keeps at least 3 and an alternative",
+                "✗ level {}: {} holds {mutants} mutants and {} alternatives; each lab keeps at least 3 and one",
                 level.number,
-                dir.display()
+                dir.display(),
+                files.len() - mutants
             );
             wrong += 1;
         }
@@ -46,7 +51,15 @@ pub fn prove(levels: &[&Level], limit: Duration) -> ExitCode {
                 wrong += 1;
                 continue;
             };
-            let Some(outcome) = check(level, &Source::File(file.clone()), limit) else {
+            let file = match materialize(level, &file) {
+                Ok(file) => file,
+                Err(why) => {
+                    println!("✗ level {} {name}: {why}", level.number);
+                    wrong += 1;
+                    continue;
+                }
+            };
+            let Some(outcome) = check(level, &Source::File(file), limit) else {
                 println!("✗ level {} {name}: does not compile", level.number);
                 wrong += 1;
                 continue;
@@ -112,6 +125,73 @@ pub fn prove(levels: &[&Level], limit: Duration) -> ExitCode {
 pub fn lab_dir(level: &Level) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     repo.join(level.lab_file).parent().map(Path::to_path_buf).unwrap_or_else(|| repo.join("labs"))
+}
+
+/// The Rust file a fixture stands for: an alternative as it is, a mutant
+/// made from the reference by its edits (written under the target directory).
+pub fn materialize(level: &Level, fixture: &Path) -> Result<PathBuf, String> {
+    if fixture.extension().is_none_or(|e| e != "mutant") {
+        return Ok(fixture.to_path_buf());
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lab_file = Path::new(level.lab_file);
+    let (Some(lab_dir), Some(file_name)) =
+        (lab_file.parent().and_then(Path::file_name), lab_file.file_name())
+    else {
+        return Err(format!("{} names no file", level.lab_file));
+    };
+    let reference = repo.join("chapters").join(lab_dir).join(file_name);
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    // The reference without its book anchors, which no edit needs to name.
+    let mut text: String =
+        read(&reference)?.lines().filter(|l| !l.contains("// ANCHOR")).map(|l| format!("{l}\n")).collect();
+    for (was, is) in edits(&read(fixture)?)? {
+        match text.matches(&was).count() {
+            1 => text = text.replacen(&was, &is, 1),
+            0 => return Err(format!("these lines are not in {} (any more):\n{was}", reference.display())),
+            _ => return Err(format!("these lines are in {} more than once:\n{was}", reference.display())),
+        }
+    }
+    let made = repo
+        .join("target/lab-copy/mutants")
+        .join(fixture.with_extension("rs").file_name().unwrap_or_default());
+    let write = |e: std::io::Error| format!("cannot write {}: {e}", made.display());
+    std::fs::create_dir_all(made.parent().unwrap_or(&made)).map_err(write)?;
+    std::fs::write(&made, text).map_err(write)?;
+    Ok(made)
+}
+
+/// A mutant's edits: the reference's lines between `<<<<<<< reference`
+/// and `=======`, and what the mutant has in their place, up to
+/// `>>>>>>> mutant`.
+fn edits(mutant: &str) -> Result<Vec<(String, String)>, String> {
+    let mut edits = Vec::new();
+    let mut lines = mutant.lines();
+    while let Some(line) = lines.next() {
+        if line != "<<<<<<< reference" {
+            continue;
+        }
+        let mut block = |end: &str| -> Result<String, String> {
+            let mut text = String::new();
+            for line in lines.by_ref() {
+                if line == end {
+                    return Ok(text);
+                }
+                text.push_str(line);
+                text.push('\n');
+            }
+            Err(format!("an edit has no {end:?} line"))
+        };
+        let was = block("=======")?;
+        let is = block(">>>>>>> mutant")?;
+        edits.push((was, is));
+    }
+    if edits.is_empty() {
+        return Err("no edit (<<<<<<< reference, =======, >>>>>>> mutant)".to_string());
+    }
+    Ok(edits)
 }
 
 /// What a fixture says it is: the name of its mistake, or "pass".
