@@ -8,6 +8,13 @@ use crate::Symptom::{Hangs, Lacks, NotBefore, Says};
 /// The scenarios in which the program gets as far as entering the jail.
 const ENTERING: &[&str] = &["ls", "cd-up", "whoami", "escape", "mount-proc", "files"];
 
+const NO_PASSWD: &str = "after chroot, whoami reads the rootfs's own etc/passwd (the host's is out of \
+     reach): root's line has to be there, and root's group in etc/group";
+
+const OUTSIDE: &str = "the command starts in a working directory outside the jail: chroot(2) changes \
+     what \"/\" means and nothing else, so the working directory has to be moved inside once the root \
+     has changed, not before";
+
 pub const MISTAKES: &[Mistake] = &[
     Mistake {
         name: "no-applet-links",
@@ -17,35 +24,19 @@ pub const MISTAKES: &[Mistake] = &[
                names, and it knows which by the name it was started under, so each applet needs a \
                name in bin that leads to busybox",
     },
-    Mistake {
-        name: "no-passwd",
-        scenarios: &["whoami"],
-        shows_as: Says("unknown"),
-        hint: "after chroot, whoami reads the rootfs's own etc/passwd (the host's is out of reach): \
-               root's line has to be there, and root's group in etc/group",
-    },
-    Mistake {
-        name: "no-passwd",
-        scenarios: &["files"],
-        shows_as: Says("UNKNOWN"),
-        hint: "after chroot, whoami reads the rootfs's own etc/passwd (the host's is out of reach): \
-               root's line has to be there, and root's group in etc/group",
-    },
+    Mistake { name: "no-passwd", scenarios: &["whoami"], shows_as: Says("unknown"), hint: NO_PASSWD },
+    Mistake { name: "no-passwd", scenarios: &["files"], shows_as: Says("UNKNOWN"), hint: NO_PASSWD },
     Mistake {
         name: "working-directory-outside",
         scenarios: &["cd-up"],
         shows_as: Says("(unreachable)"),
-        hint: "the command starts in a working directory outside the jail: chroot(2) changes what \"/\" \
-               means and nothing else, so the working directory has to be moved inside once the root \
-               has changed, not before",
+        hint: OUTSIDE,
     },
     Mistake {
         name: "working-directory-outside",
         scenarios: ENTERING,
         shows_as: NotBefore("chroot(\"/tmp/podlab-", "chdir(\"/\")"),
-        hint: "the command starts in a working directory outside the jail: chroot(2) changes what \"/\" \
-               means and nothing else, so the working directory has to be moved inside once the root \
-               has changed, not before",
+        hint: OUTSIDE,
     },
     Mistake {
         name: "tmp-mode",
