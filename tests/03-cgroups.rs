@@ -17,6 +17,7 @@ scenario_tests!(LEVEL;
     memory => "memory",
     pids => "pids",
     cpu => "cpu",
+    path_with_dots => "path-with-dots",
     bad_size => "bad-size",
 );
 
@@ -173,4 +174,33 @@ fn refuses_limits_that_do_not_parse() {
         assert!(outcome.stderr.starts_with(&format!("03-cgroups: {says}")), "{args:?}: {}", outcome.stderr);
         assert_eq!(outcome.stderr.lines().count(), 1, "{args:?}: made something:\n{}", outcome.stderr);
     }
+}
+
+/// A --cgroup with ".." stays inside the cgroup tree: `../../tmp/x` is the
+/// group tmp/x there, never the directory /tmp/x; the groups made above it
+/// go with it.
+#[test]
+fn a_cgroup_path_cannot_leave_the_tree() {
+    if !needs_root_and_busybox("a_cgroup_path_cannot_leave_the_tree") {
+        return;
+    }
+    let scratch = common::Scratch::new("cgroup-escape");
+    let outside = scratch.path().join("escape");
+    let name = format!("../../../../..{}/leaf", outside.display());
+    let outcome = run(ours().args(["--pids", "10", "--cgroup", &name, "true"]));
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    assert!(!outside.exists(), "{} was made outside the cgroup tree", outside.display());
+    let inside = format!("{}/leaf", outside.display().to_string().trim_start_matches('/'));
+    assert!(outcome.stderr.contains(&format!("/podlab-test-cgroup-escape-")), "{}", outcome.stderr);
+    assert!(outcome.stderr.contains(&inside), "the group is not {inside:?} in the tree:\n{}", outcome.stderr);
+    // Its own groups only: the tests run side by side.
+    let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .map(|tree| tree.path())
+        .chain([PathBuf::from("/sys/fs/cgroup")])
+        .map(|tree| tree.join(inside.trim_end_matches("/leaf")))
+        .filter(|dir| dir.exists())
+        .collect();
+    assert!(left.is_empty(), "the groups made above the leaf were left: {left:?}");
 }

@@ -1156,7 +1156,7 @@ fn update_changes_limits_as_runc() {
             config["linux"]["resources"]["cpu"] = serde_json::json!({"shares": 512});
         });
         assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
-        let cgroup = Cgroup::existing(version, &id);
+        let cgroup = Cgroup::existing(version, &id, &[]);
         let read = |controller: &str, file: &str| cgroup.number(controller, file);
         let before = (read("pids", "pids.max"), read("memory", memory_file));
         let mut update = runtime.command(&bundle);
@@ -1258,4 +1258,60 @@ fn exec_runs_in_the_container_as_with_runc() {
     }
     assert_eq!(seen[0][0].1.lines().next(), Some("execd"), "runc's: {:?}", seen[0]);
     assert_eq!(seen[1], seen[0], "exec: ours (left), runc's (right)");
+}
+
+/// A linux.cgroupsPath with ".." stays in the cgroup tree, as runc keeps
+/// it: `../../tmp/x/leaf` is the group tmp/x/leaf, never /tmp/x on the
+/// host. runc leaves the groups it made above the leaf; ours removes them.
+#[test]
+fn a_cgroup_path_stays_in_the_tree_as_with_runc() {
+    if !needs_runc("a_cgroup_path_stays_in_the_tree_as_with_runc") {
+        return;
+    }
+    /// The groups under tmp/ in every tree, removed deepest first.
+    struct TmpGroups;
+    impl TmpGroups {
+        fn present() -> Vec<PathBuf> {
+            let trees = std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|tree| tree.path());
+            trees
+                .chain([PathBuf::from("/sys/fs/cgroup")])
+                .map(|t| t.join("tmp"))
+                .filter(|d| d.is_dir())
+                .collect()
+        }
+    }
+    impl Drop for TmpGroups {
+        fn drop(&mut self) {
+            fn remove(dir: &Path) {
+                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                    if entry.path().is_dir() {
+                        remove(&entry.path());
+                    }
+                }
+                let _ = std::fs::remove_dir(dir);
+            }
+            TmpGroups::present().iter().for_each(|dir| remove(dir));
+        }
+    }
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        // runc's are removed before ours runs, so that ours makes its own.
+        let _groups = TmpGroups;
+        let id = unique_id();
+        let bundle = Bundle::new("cgroup-escape", |config| {
+            args_of(&["true"])(config);
+            config["linux"]["resources"]["pids"] = serde_json::json!({"limit": 50});
+        });
+        let outside = bundle.path().join("escape");
+        let path = format!("../../../../../..{}/{id}", outside.display());
+        let file = bundle.path().join("config.json");
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        config["linux"]["cgroupsPath"] = path.into();
+        std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        let outcome = runtime.run(&bundle, &["run", &id]);
+        assert_eq!(outcome.code, Some(0), "{runtime:?}: {}", outcome.stderr);
+        assert!(!outside.exists(), "{runtime:?} made {} outside the cgroup tree", outside.display());
+        if let Runtime::Ours = runtime {
+            assert_eq!(TmpGroups::present(), Vec::<PathBuf>::new(), "ours left the groups above the leaf");
+        }
+    }
 }

@@ -150,8 +150,12 @@ pub struct Usage {
 /// is killed, on success and failure alike.
 pub struct Cgroup {
     pub version: Version,
+    /// Its path in the tree(s), confined to them: no "..", no leading "/".
     pub name: String,
     dirs: Vec<(&'static str, PathBuf)>,
+    /// The groups above it that were made for it (a name may be a path),
+    /// by their names, top first: removed after it, if nothing else is in them.
+    pub parents_made: Vec<String>,
     /// Removed when dropped, unless kept for a container that lives on.
     owned: bool,
 }
@@ -159,7 +163,9 @@ pub struct Cgroup {
 impl Cgroup {
     /// Makes the group `name`, which must not exist yet.
     /// A name may be a path, as runtimes are given (`default/c1`): parents
-    /// that are missing are made, and left in place afterwards, as runc does.
+    /// that are missing are made, and removed with the group if they are
+    /// empty by then. Whatever the name, the group stays inside the tree(s):
+    /// see [`confine`].
     pub fn create(version: Version, name: &str) -> Result<Cgroup> {
         Self::create_in(version, name, &CONTROLLERS)
     }
@@ -172,10 +178,25 @@ impl Cgroup {
     }
 
     fn create_in(version: Version, name: &str, controllers: &[&'static str]) -> Result<Cgroup> {
-        let name = name.trim_start_matches('/');
-        let mut cgroup = Cgroup { version, name: name.to_string(), dirs: Vec::new(), owned: true };
+        let name = &confine(name)?;
+        let mut cgroup = Cgroup {
+            version,
+            name: name.to_string(),
+            dirs: Vec::new(),
+            parents_made: Vec::new(),
+            owned: true,
+        };
         let root = Path::new(CGROUP_ROOT);
         let wanted = Self::directories(version, name, controllers);
+        // The parents missing in every tree, top first, to remove them after.
+        let parents: Vec<&Path> =
+            Path::new(name).ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
+        for parent in parents.into_iter().rev() {
+            let parent = parent.to_string_lossy();
+            if Self::directories(version, &parent, controllers).iter().all(|(_, dir)| !dir.exists()) {
+                cgroup.parents_made.push(parent.into_owned());
+            }
+        }
         for (_, dir) in &wanted {
             if dir.exists() {
                 return Err(Error::new(format!(
@@ -234,15 +255,22 @@ impl Cgroup {
         }
     }
 
-    /// A group made before, by another run, to remove it (dropping it does).
-    pub fn existing(version: Version, name: &str) -> Cgroup {
-        let name = name.trim_start_matches('/');
+    /// A group made before, by another run, to remove it (dropping it does,
+    /// with `parents_made`, the groups above it made for it). A name that
+    /// would leave the tree(s) stands for no group.
+    pub fn existing(version: Version, name: &str, parents_made: &[String]) -> Cgroup {
+        let name = confine(name).unwrap_or_default();
         let every_tree = [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat();
-        let dirs = Self::directories(version, name, &every_tree)
-            .into_iter()
-            .filter(|(_, dir)| dir.exists())
-            .collect();
-        Cgroup { version, name: name.to_string(), dirs, owned: true }
+        let dirs = if name.is_empty() {
+            Vec::new()
+        } else {
+            Self::directories(version, &name, &every_tree)
+                .into_iter()
+                .filter(|(_, dir)| dir.exists())
+                .collect()
+        };
+        let parents_made = parents_made.iter().filter_map(|p| confine(p).ok()).collect();
+        Cgroup { version, name, dirs, parents_made, owned: true }
     }
 
     /// Leaves the group in place when this value goes: a created container
@@ -377,10 +405,55 @@ impl Drop for Cgroup {
                 eprintln!("warning: could not clean up: {error}");
             }
         }
+        // The parents made for it, deepest first, in every tree they are in;
+        // one that holds another group now is that group's, and stays.
+        let every_tree = [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat();
+        for parent in self.parents_made.iter().rev() {
+            let mut dirs: Vec<PathBuf> = Self::directories(self.version, parent, &every_tree)
+                .into_iter()
+                .map(|(_, dir)| dir)
+                .collect();
+            dirs.dedup();
+            for dir in dirs.iter().filter(|dir| dir.exists() && is_empty_group(dir)) {
+                let _ = kernel::rmdir(dir);
+            }
+        }
     }
 }
 
 /// Refuses to go on when a controller this level needs is not there.
+/// Whether a group's directory holds no group below it.
+fn is_empty_group(dir: &Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().all(|e| !e.path().is_dir()))
+}
+
+// ANCHOR: confine
+/// A group's name as a path inside the cgroup tree, whatever it holds:
+/// cleaned as if it began at the tree's root, so that ".." stops there, as
+/// runc does (`../../tmp/x` is the group `tmp/x`). An input such as
+/// linux.cgroupsPath must never name a directory outside the tree: root
+/// writes cgroup.procs into whatever directory the name leads to.
+pub fn confine(name: &str) -> Result<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in name.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            part => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err(Error::new(format!(
+            "the cgroup path {name:?} names the root of the cgroup tree, not a group in it: give a path \
+             such as podlab/c1"
+        )));
+    }
+    Ok(parts.join("/"))
+}
+// ANCHOR_END: confine
+
 fn check_controllers(version: Version, controllers: &[&'static str]) -> Result<()> {
     let root = Path::new(CGROUP_ROOT);
     let missing: Vec<&str> = match version {
@@ -524,6 +597,15 @@ pub const LEVEL: Level = Level {
             alongside: None,
         },
         Scenario {
+            name: "path-with-dots",
+            args: &["--pids", "10", "--cgroup", "../../../etc/escape/leaf", "true"],
+            shows: "a group's path is cleaned as if it began at the tree's root: \"..\" cannot leave the tree",
+            hint: "the path is confined before anything is made, by the code around your pieces",
+            then: &[],
+            files: &[],
+            alongside: None,
+        },
+        Scenario {
             name: "bad-size",
             args: &["--memory", "12Q", "true"],
             shows: "a limit that does not parse: one sentence, exit 2, nothing made",
@@ -534,3 +616,18 @@ pub const LEVEL: Level = Level {
         },
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cgroup_path_stays_in_the_tree_whatever_it_holds() {
+        assert_eq!(confine("podlab/c1").unwrap(), "podlab/c1");
+        assert_eq!(confine("/podlab//./c1/").unwrap(), "podlab/c1");
+        assert_eq!(confine("../../../../tmp/x/y/leaf").unwrap(), "tmp/x/y/leaf");
+        assert_eq!(confine("a/../../b").unwrap(), "b");
+        assert!(confine("..").unwrap_err().to_string().contains("names the root of the cgroup tree"));
+        assert!(confine("/").is_err());
+    }
+}

@@ -81,6 +81,9 @@ struct Record {
     /// The container's cgroup, by its name (path) in the tree(s).
     #[serde(default)]
     cgroup: Option<String>,
+    /// The groups above it that were made for it, to remove with it.
+    #[serde(default)]
+    cgroup_parents: Vec<String>,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
 }
@@ -252,7 +255,7 @@ impl Runtime {
     /// value is kept when dropped).
     fn cgroup(&self, record: &Record) -> Option<KeptCgroup> {
         let version = Version::of_this_machine().ok()?;
-        record.cgroup.as_ref().map(|name| KeptCgroup(Some(Cgroup::existing(version, name))))
+        record.cgroup.as_ref().map(|name| KeptCgroup(Some(Cgroup::existing(version, name, &[]))))
     }
 
     /// Freezes every process of container `id` (runc's pause), created or
@@ -392,6 +395,7 @@ impl Runtime {
             created: rfc3339(SystemTime::now()),
             start_time: process_start_time(pid.as_raw()).unwrap_or(0),
             cgroup: Some(cgroup.name.clone()),
+            cgroup_parents: cgroup.parents_made.clone(),
             annotations: plan.annotations.clone(),
         };
         let json = serde_json::to_string(&record).expect("a record is plain data");
@@ -534,9 +538,11 @@ impl Runtime {
                 eprintln!("warning: {error}");
             }
         }
-        if let Some(name) = self.record(id)?.cgroup {
-            // Dropped at once: any process left in it is killed, the group removed.
-            drop(Cgroup::existing(Version::of_this_machine()?, &name));
+        let record = self.record(id)?;
+        if let Some(name) = &record.cgroup {
+            // Dropped at once: any process left in it is killed, the group
+            // removed, and the groups made for it above it.
+            drop(Cgroup::existing(Version::of_this_machine()?, name, &record.cgroup_parents));
         }
         kernel::remove_dir_all(&self.dir(id))
     }
