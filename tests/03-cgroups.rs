@@ -191,7 +191,6 @@ fn a_cgroup_path_cannot_leave_the_tree() {
     assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
     assert!(!outside.exists(), "{} was made outside the cgroup tree", outside.display());
     let inside = format!("{}/leaf", outside.display().to_string().trim_start_matches('/'));
-    assert!(outcome.stderr.contains(&format!("/podlab-test-cgroup-escape-")), "{}", outcome.stderr);
     assert!(outcome.stderr.contains(&inside), "the group is not {inside:?} in the tree:\n{}", outcome.stderr);
     // Its own groups only: the tests run side by side.
     let left: Vec<PathBuf> = std::fs::read_dir("/sys/fs/cgroup")
