@@ -1045,6 +1045,32 @@ pub fn execve(path: &Path, argv: &[String], env: &[String]) -> Error {
     }
 }
 
+/// Gives the program about to be started the signals a new process
+/// expects: every disposition back to the default and none blocked. A
+/// signal a process ignores stays ignored across execve, and Rust ignores
+/// SIGPIPE before main (so that a write to a closed pipe returns an error
+/// instead of killing it); a program run by us would inherit that, and
+/// `yes | head -1` would never end.
+pub fn reset_signals() -> Result<()> {
+    narrate!("sigaction(every signal, SIG_DFL); sigprocmask(SIG_SETMASK, none blocked)");
+    let default: nix::libc::sigaction =
+        SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty()).into();
+    for number in 1..=nix::libc::SIGRTMAX() {
+        if number == nix::libc::SIGKILL || number == nix::libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: the default disposition runs no code of ours. Numbers that
+        // name no signal, or that the C library keeps for itself (32 and 33
+        // under glibc), refuse with EINVAL and are left as they are.
+        let result = unsafe { nix::libc::sigaction(number, &default, std::ptr::null_mut()) };
+        if result != 0 && Errno::last() != Errno::EINVAL {
+            return Err(failed(format!("sigaction({number}, SIG_DFL)"), Errno::last()));
+        }
+    }
+    signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| failed("sigprocmask(SIG_SETMASK)".into(), e))
+}
+
 /// Waits for `child` to end and reaps it, telling how it ended.
 pub fn waitpid(child: Pid) -> Result<WaitStatus> {
     loop {
@@ -1139,6 +1165,9 @@ fn tell_signals_passed_on() {
 
 extern "C" fn forward_signal(signal: nix::libc::c_int) {
     use nix::libc;
+    // The calls below may set errno, which the code we interrupted may be
+    // about to read: it is put back as it was.
+    let errno = Errno::last_raw();
     // SAFETY: getpid, kill, signal and raise are async-signal-safe.
     unsafe {
         if libc::getpid() != FORWARDER.load(Ordering::Relaxed) {
@@ -1156,6 +1185,7 @@ extern "C" fn forward_signal(signal: nix::libc::c_int) {
             }
         }
     }
+    Errno::set_raw(errno);
 }
 
 /// The signals that end a waiting parent (Ctrl-C, Ctrl-\, kill, a closed

@@ -47,6 +47,10 @@ fn behaves_like_chroot8() {
         &["sh", "-c", "echo to stderr >&2; exit 7"],
         &["sh", "-c", "kill -TERM $$"],
         &["/bin/busybox", "true"],
+        // SIGPIPE as a new process has it: `yes` dies of it (141) once
+        // head has gone, rather than inheriting the example's SIG_IGN (Rust
+        // ignores SIGPIPE) and ending with a write error (1).
+        &["sh", "-c", "{ yes; echo $? >/tmp/yes-ended; } | head -1; cat /tmp/yes-ended"],
     ];
     for command in commands {
         let peer = run(Command::new("chroot").arg(&rootfs).args(*command));

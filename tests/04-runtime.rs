@@ -1315,3 +1315,33 @@ fn a_cgroup_path_stays_in_the_tree_as_with_runc() {
         }
     }
 }
+
+/// The program starts with no signal ignored and none blocked, as under
+/// runc: the runtime's own (Rust ignores SIGPIPE) are not handed down, and
+/// `yes | head -1` ends. Signals 32 and 33, which glibc keeps for itself and
+/// runc's Go runtime leaves ignored, are not compared.
+#[test]
+fn signals_reach_the_program_as_with_runc() {
+    if !needs_runc("signals_reach_the_program_as_with_runc") {
+        return;
+    }
+    let script = "grep -E '^Sig(Ign|Blk)' /proc/self/status; yes | head -1";
+    let bundle = Bundle::new("signals", args_of(&["sh", "-c", script]));
+    let glibcs = (1u64 << 31) | (1u64 << 32);
+    let seen = |outcome: &Outcome| -> Vec<String> {
+        outcome
+            .stdout
+            .lines()
+            .map(|line| match line.split_once(":\t") {
+                Some((name, mask)) => {
+                    format!("{name} {:x}", u64::from_str_radix(mask, 16).unwrap() & !glibcs)
+                }
+                None => line.to_string(),
+            })
+            .collect()
+    };
+    let runc = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+    assert_eq!(seen(&runc), ["SigBlk 0", "SigIgn 0", "y"], "runc: {}{}", runc.stdout, runc.stderr);
+    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+    assert_eq!(seen(&ours), seen(&runc), "ours (left), runc's (right): {}", ours.stderr);
+}

@@ -316,8 +316,17 @@ pub fn run(rootfs: &Path, command: &[String]) -> Result<Exit> {
     let env = environment();
     run_in_child(|| {
         enter(rootfs)?;
-        Err(kernel::execve(&program, command, &env))
+        Err(exec(&program, command, &env))
     })
+}
+
+/// Becomes `program`, with the signals a new process expects rather than
+/// the ones this process was left with: never returns, but with an error.
+pub fn exec(program: &Path, argv: &[String], env: &[String]) -> Error {
+    match kernel::reset_signals() {
+        Ok(()) => kernel::execve(program, argv, env),
+        Err(error) => error,
+    }
 }
 // ANCHOR_END: run
 

@@ -182,7 +182,7 @@ pub fn run(rootfs: &Path, namespaces: CloneFlags, hostname: &str, ids: &IdMap, t
     run_in_new_namespaces(namespaces, prepare, || {
         set_up_inside(rootfs, namespaces, hostname)?;
         match (then, &program) {
-            (Then::Run(command), Some(program)) => Err(kernel::execve(program, command, &env)),
+            (Then::Run(command), Some(program)) => Err(chroot::exec(program, command, &env)),
             _ => witness.try_escape(),
         }
     })
@@ -249,7 +249,7 @@ pub fn run_joined(pid: Pid, command: &[String]) -> Result<Exit> {
         if user {
             kernel::become_root()?;
         }
-        Err(kernel::execve(&program, command, &env))
+        Err(chroot::exec(&program, command, &env))
     })
 }
 // ANCHOR_END: run_joined

@@ -498,7 +498,7 @@ pub fn run(rootfs: &Path, cgroup: &Cgroup, command: &[String]) -> Result<Exit> {
     run_in_child(|| {
         cgroup.join_self()?;
         chroot::enter(rootfs)?;
-        Err(kernel::execve(&program, command, &env))
+        Err(chroot::exec(&program, command, &env))
     })
 }
 // ANCHOR_END: run

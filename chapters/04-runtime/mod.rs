@@ -971,6 +971,8 @@ fn become_the_process(process: &ProcessPlan) -> Result<()> {
 /// here, so that as few of our own calls as can be must pass it (runc's
 /// order).
 fn last_before_execve(process: &ProcessPlan, preserved_fds: u32) -> Result<()> {
+    // Before the filter, which might not allow sigaction.
+    kernel::reset_signals()?;
     // Only stdin, stdout, stderr and what the caller asked to preserve go
     // on into the program, as with runc.
     kernel::close_on_exec_from(3 + preserved_fds)?;
