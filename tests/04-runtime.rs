@@ -389,8 +389,14 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
         let lower: Edit = Box::new(|c: &mut Value| c["process"]["oomScoreAdj"] = (-500).into());
         cases.push(("an oomScoreAdj below the current score, without CAP_SYS_RESOURCE", lower));
     }
+    // A root that is a symbolic link, here to the host's /.
+    cases.push((
+        "a root that is a symbolic link out of the bundle",
+        Box::new(|c: &mut Value| c["root"]["path"] = "link-to-the-host".into()),
+    ));
     for (what, edit) in cases {
         let bundle = Bundle::new("bad", edit);
+        std::os::unix::fs::symlink("/", bundle.path().join("link-to-the-host")).unwrap();
         for runtime in [Runtime::Runc, Runtime::Ours] {
             let id = unique_id();
             assert_ne!(

@@ -190,6 +190,33 @@ fn capability_bits(set: Option<&oci_spec::runtime::Capabilities>) -> Result<u64>
     Ok(bits)
 }
 
+/// Refuses a root.path that is, or passes through, a symbolic link, as
+/// runc does: a link can lead anywhere, out of the bundle too, and may
+/// lead elsewhere by the time the container is made. Only the part the
+/// config names is looked at, from the bundle (or "/") down.
+fn refuse_links_on_the_way(bundle: &Path, root: &Path) -> Result<()> {
+    let mut at = if root.is_absolute() { PathBuf::from("/") } else { bundle.to_path_buf() };
+    for part in root.components() {
+        match part {
+            std::path::Component::Normal(name) => at.push(name),
+            std::path::Component::ParentDir => {
+                at.pop();
+                continue;
+            }
+            _ => continue,
+        }
+        if std::fs::symlink_metadata(&at).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(Error::new(format!(
+                "the root path {} is a symbolic link (to {}): give the directory itself in root.path, as runc \
+                 requires",
+                at.display(),
+                std::fs::read_link(&at).map_or("?".into(), |to| to.display().to_string())
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Reads and checks `bundle/config.json`.
 pub fn load(bundle: &Path) -> Result<Plan> {
     let file = bundle.join("config.json");
@@ -232,6 +259,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
             rootfs.display()
         )));
     }
+    refuse_links_on_the_way(bundle, root.path())?;
 
     let mut namespaces = CloneFlags::empty();
     let mut join = Vec::new();
