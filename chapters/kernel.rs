@@ -148,6 +148,20 @@ pub fn write_file(path: &Path, contents: &str) -> Result<()> {
     std::fs::write(path, contents).map_err(|e| io_failed(format!("write({path:?})"), e))
 }
 
+/// Replaces the file at `path` as one step: the contents go to a new file
+/// beside it, which rename(2) then puts in its place. A reader (containerd
+/// asks for a container's state often) sees the old file or the new one,
+/// never one half written.
+pub fn write_file_atomically(path: &Path, contents: &str) -> Result<()> {
+    let mut new = path.as_os_str().to_owned();
+    new.push(".new");
+    let new = PathBuf::from(new);
+    let name = new.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    narrate!("write({path:?}, {} bytes) through {name:?} and rename(2)", contents.len());
+    std::fs::write(&new, contents).map_err(|e| io_failed(format!("write({new:?})"), e))?;
+    std::fs::rename(&new, path).map_err(|e| io_failed(format!("rename({new:?}, {path:?})"), e))
+}
+
 /// Removes a directory tree: unlink(2) for each file, rmdir(2) for each
 /// directory, deepest first. Does not follow symlinks out of the tree.
 ///
@@ -1219,6 +1233,26 @@ pub fn set_signal_target(child: Option<Pid>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_replaced_atomically_is_never_seen_half_written() {
+        let dir = std::env::temp_dir().join(format!("podlab-unit-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("state.json");
+        write_file_atomically(&file, "old").unwrap();
+        // A reader that opened the old file keeps reading it whole...
+        let mut reader = std::fs::File::open(&file).unwrap();
+        write_file_atomically(&file, &"new".repeat(100_000)).unwrap();
+        let mut old = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut old).unwrap();
+        // ...and one that opens it now reads the new one whole.
+        let new = std::fs::read_to_string(&file).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(old, "old");
+        assert_eq!(new.len(), 300_000);
+        assert_eq!(names, ["state.json"], "the new file's temporary name is gone");
+    }
 
     #[test]
     fn mountinfo_escapes_are_undone() {

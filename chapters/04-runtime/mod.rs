@@ -399,7 +399,7 @@ impl Runtime {
             annotations: plan.annotations.clone(),
         };
         let json = serde_json::to_string(&record).expect("a record is plain data");
-        kernel::write_file(&self.dir(id).join("state.json"), &json)?;
+        kernel::write_file_atomically(&self.dir(id).join("state.json"), &json)?;
         if let Some(pid_file) = pid_file {
             kernel::write_file(pid_file, &pid.to_string())?;
         }
