@@ -1085,6 +1085,12 @@ pub fn reset_signals() -> Result<()> {
         .map_err(|e| failed("sigprocmask(SIG_SETMASK)".into(), e))
 }
 
+/// Whether descriptor `fd` is open in this process. Only looks.
+pub fn is_open(fd: i32) -> bool {
+    nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_GETFD)
+        .is_ok()
+}
+
 /// Waits for `child` to end and reaps it, telling how it ended.
 pub fn waitpid(child: Pid) -> Result<WaitStatus> {
     loop {

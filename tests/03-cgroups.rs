@@ -203,3 +203,14 @@ fn a_cgroup_path_cannot_leave_the_tree() {
         .collect();
     assert!(left.is_empty(), "the groups made above the leaf were left: {left:?}");
 }
+
+/// The largest limits parse and run without a panic in the report.
+#[test]
+fn the_largest_memory_limit_is_reported() {
+    if !needs_root_and_busybox("the_largest_memory_limit_is_reported") {
+        return;
+    }
+    let outcome = run(ours().args(["--quiet", "--memory", "18446744073709551615", "true"]));
+    assert_eq!(outcome.code, Some(0), "{}", outcome.stderr);
+    assert!(outcome.stdout.starts_with("memory: limit "), "{}", outcome.stdout);
+}

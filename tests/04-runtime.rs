@@ -1351,3 +1351,22 @@ fn signals_reach_the_program_as_with_runc() {
     let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
     assert_eq!(seen(&ours), seen(&runc), "ours (left), runc's (right): {}", ours.stderr);
 }
+
+/// --preserve-fds past the descriptors that are open is refused, as runc
+/// refuses it (and as large as it goes, without a panic on the way).
+#[test]
+fn preserve_fds_past_the_open_ones_is_refused_as_by_runc() {
+    if !needs_runc("preserve_fds_past_the_open_ones_is_refused_as_by_runc") {
+        return;
+    }
+    let bundle = Bundle::new("preserve-all", args_of(&["true"]));
+    // runc holds descriptors of its own from 3 on, so only a count past
+    // any process's shows the same in both.
+    let count = "4294967295";
+    let runc = Runtime::Runc.run(&bundle, &["run", "--preserve-fds", count, &unique_id()]);
+    assert!(runc.stderr.contains("unable to stat preserved-fd"), "runc: {}", runc.stderr);
+    let ours = Runtime::Ours.run(&bundle, &["run", "--preserve-fds", count, &unique_id()]);
+    assert_eq!(ours.code, runc.code, "{}", ours.stderr);
+    assert!(ours.stderr.contains("is not open"), "{}", ours.stderr);
+    assert_eq!(ours.stderr.lines().count(), 1, "{}", ours.stderr);
+}

@@ -510,7 +510,8 @@ pub fn report(limits: &Limits, usage: &Usage) -> Vec<String> {
     let mut lines = Vec::new();
     if let Some(limit) = limits.memory {
         let peak = match usage.memory_peak {
-            Some(peak) if peak * 10 >= limit * 9 => "usage peaked at the limit",
+            // Within 10% of it; in u128, as a limit may be as large as u64 goes.
+            Some(peak) if u128::from(peak) * 10 >= u128::from(limit) * 9 => "usage peaked at the limit",
             Some(_) => "usage stayed below the limit",
             None => "peak usage not counted by this kernel",
         };

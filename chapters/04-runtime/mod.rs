@@ -206,6 +206,21 @@ impl Runtime {
         self
     }
 
+    /// The descriptors --preserve-fds names must be open, as runc wants
+    /// them: a count past them is a mistake, not a wish to keep them all.
+    fn check_preserved_fds(&self) -> Result<()> {
+        let named = (3..).take(self.preserved_fds as usize);
+        match named.map(|fd: i32| (fd, kernel::is_open(fd))).find(|(_, open)| !open) {
+            None => Ok(()),
+            Some((fd, _)) => Err(Error::new(format!(
+                "--preserve-fds {} names descriptors 3 to {}, but {fd} is not open: give the number of \
+                 descriptors this runtime was started with after stderr",
+                self.preserved_fds,
+                3 + u64::from(self.preserved_fds) - 1
+            ))),
+        }
+    }
+
     fn dir(&self, id: &str) -> PathBuf {
         self.root.join(id)
     }
@@ -330,6 +345,7 @@ impl Runtime {
         let bundle = std::path::absolute(bundle)
             .map_err(|e| Error::new(format!("bundle {}: {e}", bundle.display())))?;
         let mut plan = config::load(&bundle)?;
+        self.check_preserved_fds()?;
         plan.preserved_fds = self.preserved_fds;
         for warning in &plan.process.warnings {
             eprintln!("warning: {warning}");
@@ -975,7 +991,8 @@ fn last_before_execve(process: &ProcessPlan, preserved_fds: u32) -> Result<()> {
     kernel::reset_signals()?;
     // Only stdin, stdout, stderr and what the caller asked to preserve go
     // on into the program, as with runc.
-    kernel::close_on_exec_from(3 + preserved_fds)?;
+    // Saturating: a count past the last descriptor preserves them all.
+    kernel::close_on_exec_from(3u32.saturating_add(preserved_fds))?;
     match (&process.seccomp, process.no_new_privileges) {
         (Some(filter), true) => filter.install(),
         _ => Ok(()),
