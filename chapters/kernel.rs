@@ -271,6 +271,24 @@ pub fn open_path(path: &Path) -> Result<OwnedFd> {
         .map_err(|e| failed(format!("open({path:?}, O_PATH)"), e))
 }
 
+/// A handle on the character device `path` (O_PATH), once fstat says it
+/// is the device `major`:`minor`: what a bind mount of it will show, and
+/// not whatever file or link has taken its name.
+pub fn open_char_device(path: &Path, major: u64, minor: u64) -> Result<OwnedFd> {
+    let handle = open_path(path)?;
+    let stat = nix::sys::stat::fstat(&handle).map_err(|e| failed(format!("fstat({path:?})"), e))?;
+    let is_char = stat.st_mode & nix::libc::S_IFMT == nix::libc::S_IFCHR;
+    let numbers = (nix::sys::stat::major(stat.st_rdev), nix::sys::stat::minor(stat.st_rdev));
+    if !is_char || numbers != (major, minor) {
+        return Err(Error::new(format!(
+            "{path:?} is not the character device {major}:{minor} but another file in its place: \
+             refusing to use it; make it with mknod -m 666 {} c {major} {minor}",
+            path.display()
+        )));
+    }
+    Ok(handle)
+}
+
 /// open(2) to write a new file (or an old one, emptied), mode 0644.
 pub fn create_file(path: &Path) -> Result<OwnedFd> {
     narrate!("open({path:?}, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0o644)");

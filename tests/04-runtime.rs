@@ -1370,3 +1370,26 @@ fn preserve_fds_past_the_open_ones_is_refused_as_by_runc() {
     assert!(ours.stderr.contains("is not open"), "{}", ours.stderr);
     assert_eq!(ours.stderr.lines().count(), 1, "{}", ours.stderr);
 }
+
+/// A rootfs whose dev/null is not the null device (here a link to a file
+/// of its own) is refused before anything is masked with it: masking binds
+/// the device over /proc files, and a link there would bind whatever it
+/// leads to (CVE-2025-31133; runc 1.1.5, Debian's, still binds it).
+#[test]
+fn a_dev_null_that_is_not_the_device_is_refused() {
+    if !needs_runc("a_dev_null_that_is_not_the_device_is_refused") {
+        return;
+    }
+    let bundle = Bundle::new("fake-null", |config| {
+        args_of(&["cat", "/proc/keys"])(config);
+        // The rootfs's own /dev, not a tmpfs over it.
+        config["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/dev");
+    });
+    let null = bundle.path().join("rootfs/dev/null");
+    std::fs::remove_file(&null).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &null).unwrap();
+    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+    assert_eq!(ours.code, Some(1), "{}", ours.stderr);
+    assert!(ours.stderr.contains("\"/dev/null\" is not the character device 1:3"), "{}", ours.stderr);
+    assert_eq!(ours.stdout, "", "the masked file was shown");
+}

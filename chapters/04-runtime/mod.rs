@@ -17,7 +17,7 @@ mod seccomp;
 mod handshake;
 
 use std::collections::BTreeMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -905,7 +905,12 @@ fn set_up_inside(
     for (file, value) in &plan.sysctl {
         kernel::write_file(file, value)?;
     }
-    protect_paths(plan)?;
+    // Masked files are hidden under the container's /dev/null, held by a
+    // handle once fstat has said it is the null device: the rootfs may have
+    // put any file, or a link to one, in its place (CVE-2025-31133), and
+    // the handle, not the name, is what gets mounted.
+    let null = kernel::open_char_device(Path::new("/dev/null"), 1, 3)?;
+    protect_paths(plan, &null)?;
     if let Some(console) = console {
         give_a_terminal(console)?;
     }
@@ -1017,8 +1022,9 @@ fn run_hooks(hooks: &[config::Hook], state: &State, which: &str) -> Result<()> {
 
 /// Read-only paths become read-only bind mounts of themselves; masked paths
 /// disappear under an empty read-only tmpfs (a directory) or /dev/null (a
-/// file). Paths the rootfs does not have are skipped, as runc does.
-fn protect_paths(plan: &Plan) -> Result<()> {
+/// file: `null`, a handle on the null device). Paths the rootfs does not have
+/// are skipped, as runc does; any other failure to look is an error.
+fn protect_paths(plan: &Plan, null: &OwnedFd) -> Result<()> {
     use nix::mount::MsFlags;
     for path in plan.readonly_paths.iter().filter(|p| p.exists()) {
         kernel::mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
@@ -1030,8 +1036,17 @@ fn protect_paths(plan: &Plan) -> Result<()> {
             Ok(meta) if meta.is_dir() => {
                 kernel::mount(Some(Path::new("tmpfs")), path, Some("tmpfs"), MsFlags::MS_RDONLY, None)?
             }
-            Ok(_) => kernel::mount(Some(Path::new("/dev/null")), path, None, MsFlags::MS_BIND, None)?,
-            Err(_) => continue,
+            Ok(_) => {
+                let through = PathBuf::from(format!("/proc/self/fd/{}", null.as_raw_fd()));
+                kernel::mount(Some(&through), path, None, MsFlags::MS_BIND, None)?
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(error) => {
+                return Err(Error::new(format!(
+                    "cannot look at the masked path {}: {error}: mask only what the container may have",
+                    path.display()
+                )))
+            }
         }
     }
     Ok(())
