@@ -85,11 +85,9 @@ pub fn run_in_new_namespaces(
 /// outcome into an exit code, its error into a report to the parent.
 fn child_side(report: &OwnedFd, go: Option<&(OwnedFd, OwnedFd)>, setup: impl FnOnce() -> Result<i32>) -> i32 {
     if let Some((go_read, go_write)) = go {
-        // Our copy of the write end must go, or we would wait for ourselves.
-        unsafe { nix::libc::close(go_write.as_raw_fd()) };
-        // The parent closes its end when it is done: read returns 0 then.
-        let mut byte = [0u8; 1];
-        let _ = nix::unistd::read(go_read, &mut byte);
+        if !let_go(go_read, go_write) {
+            return 1;
+        }
     }
     let code = match std::panic::catch_unwind(AssertUnwindSafe(setup)) {
         Ok(Ok(code)) => code,
@@ -123,8 +121,9 @@ fn parent_side(
             return Err(error);
         }
     }
-    // Closing our end of the go pipe lets a waiting child go on.
-    drop(go_write);
+    if let Some(go_write) = go_write {
+        say_go(go_write);
+    }
     let mut report = String::new();
     let _ = File::from(report_read).read_to_string(&mut report);
     let status = kernel::waitpid(child);
@@ -167,8 +166,9 @@ pub fn spawn_in_new_namespaces(
                 unsafe { nix::libc::close(fd) };
             }
         };
-        unsafe { nix::libc::close(go.1.as_raw_fd()) };
-        let _ = nix::unistd::read(&go.0, &mut [0u8; 1]);
+        if !let_go(&go.0, &go.1) {
+            return 1;
+        }
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| setup(&mut ready)));
         let code = match outcome {
             Ok(Ok(code)) => code,
@@ -207,7 +207,7 @@ pub fn spawn_in_new_namespaces(
             return fail(error);
         }
     }
-    drop(go_write);
+    say_go(go_write);
     let mut report = Vec::new();
     let _ = File::from(report_read).read_to_end(&mut report);
     match report.as_slice() {
@@ -222,3 +222,30 @@ pub fn spawn_in_new_namespaces(
 /// What a child writes on its report pipe to say it is set up; an error
 /// is text, and never this byte alone.
 const READY: u8 = 0;
+
+/// What the parent writes on the go pipe once it has prepared the child:
+/// its cgroup joined, its id maps written, its hooks run.
+const GO: u8 = b'g';
+
+/// The parent's word that the child may go on, then its end closed.
+fn say_go(go_write: OwnedFd) {
+    let _ = nix::unistd::write(&go_write, &[GO]);
+}
+
+/// The child's wait for the parent's word. Only the word lets it go on:
+/// the end of the pipe without it means the parent died or gave up while
+/// preparing it (killed, a hook that failed), and a child that went on then
+/// would run without its cgroup, its id maps or its device rules.
+fn let_go(go_read: &OwnedFd, go_write: &OwnedFd) -> bool {
+    // Our copy of the write end must go, or we would wait for ourselves.
+    // SAFETY: the fd is our copy of the pipe's write end, not used again.
+    unsafe { nix::libc::close(go_write.as_raw_fd()) };
+    let mut byte = [0u8; 1];
+    loop {
+        match nix::unistd::read(go_read, &mut byte) {
+            Ok(1) => return byte[0] == GO,
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return false,
+        }
+    }
+}

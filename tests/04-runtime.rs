@@ -1393,3 +1393,59 @@ fn a_dev_null_that_is_not_the_device_is_refused() {
     assert!(ours.stderr.contains("\"/dev/null\" is not the character device 1:3"), "{}", ours.stderr);
     assert_eq!(ours.stdout, "", "the masked file was shown");
 }
+
+/// A runtime killed while it prepares the container (here by its own
+/// createRuntime hook) leaves no process behind in the container's cgroup:
+/// the first process goes on only when told to, never on the end of the
+/// pipe it waits on, as with runc.
+#[test]
+fn a_runtime_killed_while_preparing_leaves_no_process_as_with_runc() {
+    if !needs_runc("a_runtime_killed_while_preparing_leaves_no_process_as_with_runc") {
+        return;
+    }
+    use podlab::cgroups::{Cgroup, Version};
+    let version = Version::of_this_machine().unwrap();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let bundle = Bundle::new("killed-preparing", |config| {
+            args_of(&["true"])(config);
+            config["linux"]["cgroupsPath"] = format!("/{id}").into();
+            let suicide = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID"]});
+            config["hooks"] = serde_json::json!({"createRuntime": [suicide]});
+        });
+        let _groups = GroupsNamed(id.clone());
+        let code = runtime.detached(&bundle, &["create", &id]);
+        assert_eq!(code, None, "{runtime:?} was not killed by its hook");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        let cgroup = Cgroup::existing(version, &id, &[]);
+        while !cgroup.members().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_eq!(cgroup.members(), vec![], "{runtime:?} left its container's first process running");
+        cgroup.keep();
+    }
+}
+
+/// The groups of this name in every tree, whoever made them (runc makes
+/// them in trees podlab does not use), their processes killed, removed
+/// when this goes.
+struct GroupsNamed(String);
+
+impl Drop for GroupsNamed {
+    fn drop(&mut self) {
+        let trees = std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|tree| tree.path());
+        for group in trees.chain([PathBuf::from("/sys/fs/cgroup")]).map(|tree| tree.join(&self.0)) {
+            for pid in std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default().lines() {
+                let pid = nix::unistd::Pid::from_raw(pid.parse().unwrap());
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while group.exists()
+                && std::fs::remove_dir(&group).is_err()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
