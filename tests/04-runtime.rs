@@ -1449,3 +1449,35 @@ impl Drop for GroupsNamed {
         }
     }
 }
+
+/// `run` passes a signal it gets on to the container and lives on to
+/// delete it when it ends, as runc does: the program's own handler runs,
+/// and nothing of the container is left.
+#[test]
+fn run_passes_signals_on_as_runc_does() {
+    if !needs_runc("run_passes_signals_on_as_runc_does") {
+        return;
+    }
+    let script = "trap 'echo got TERM; exit 3' TERM; echo ready; sleep 30 & wait";
+    let bundle = Bundle::new("run-signals", args_of(&["sh", "-c", script]));
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let mut run = runtime.command(&bundle);
+        run.args(["run", &id]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let mut run = common::TerminateOnDrop(run.spawn().unwrap());
+        let mut stdout = std::io::BufReader::new(run.0.stdout.take().unwrap());
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
+        assert_eq!(ready, "ready\n", "{runtime:?}");
+        let pid = nix::unistd::Pid::from_raw(run.0.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = run.0.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        assert_eq!(runtime.state(&bundle, &id), None, "{runtime:?} left the container's state");
+        seen.push((status.code(), rest));
+    }
+    assert_eq!(seen[0], (Some(3), "got TERM\n".to_string()), "runc");
+    assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
+}

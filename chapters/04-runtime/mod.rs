@@ -567,8 +567,14 @@ impl Runtime {
     /// container is our child here, so we can tell how it ended.
     pub fn run(&self, id: &str, bundle: &Path, pid_file: Option<&Path>) -> Result<Exit> {
         let pid = self.create(id, bundle, pid_file, None)?;
+        // Ctrl-C, kill and a closed terminal go to the container, as with
+        // runc; we live on to delete it when it ends (a second signal ends
+        // it: a PID 1 ignores those it has no handler for).
+        kernel::forward_signals_to_child()?;
+        kernel::set_signal_target(Some(pid));
         let started = self.start(id);
         let waited = kernel::waitpid(pid);
+        kernel::set_signal_target(None);
         self.delete(id, true)?;
         started?;
         match waited? {
