@@ -72,7 +72,12 @@ pub fn mkdir(path: &Path, mode: u32) -> Result<()> {
 pub fn mkdir_all(path: &Path) -> Result<()> {
     let missing: Vec<&Path> = path.ancestors().take_while(|dir| !dir.exists()).collect();
     for dir in missing.into_iter().rev() {
-        mkdir(dir, 0o755)?;
+        match mkdir(dir, 0o755) {
+            // Made by another process in the meantime (two creates into a
+            // new --root at once): what we wanted is there.
+            Err(_) if dir.is_dir() => continue,
+            made => made?,
+        }
     }
     Ok(())
 }

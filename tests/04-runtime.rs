@@ -1481,3 +1481,37 @@ fn run_passes_signals_on_as_runc_does() {
     assert_eq!(seen[0], (Some(3), "got TERM\n".to_string()), "runc");
     assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
 }
+
+/// Creates side by side into a --root that does not exist yet all succeed:
+/// each makes the root if it is missing, and one that finds it made by
+/// another in the meantime goes on.
+#[test]
+fn parallel_creates_into_a_new_root() {
+    if !needs_runc("parallel_creates_into_a_new_root") {
+        return;
+    }
+    let bundle = Bundle::new("parallel-root", args_of(&["sleep", "30"]));
+    let root = bundle.path().join("new/root");
+    let ids: Vec<String> = (0..12).map(|_| unique_id()).collect();
+    // Each one's errors in a file: a created container keeps its creator's
+    // stdio, so a pipe would not end until the container does.
+    let errors = |id: &str| bundle.path().join(format!("{id}.err"));
+    let creates: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let mut create = Command::new(example("04-runtime"));
+            create.arg("--root").arg(&root).args(["--quiet", "create", id]).current_dir(bundle.path());
+            let stderr = std::fs::File::create(errors(id)).unwrap();
+            create.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).spawn().unwrap()
+        })
+        .collect();
+    let outcomes: Vec<_> = creates.into_iter().map(|mut c| c.wait().unwrap()).collect();
+    for id in &ids {
+        let mut delete = Command::new(example("04-runtime"));
+        delete.arg("--root").arg(&root).args(["--quiet", "delete", "--force", id]);
+        run(&mut delete);
+    }
+    for (id, status) in ids.iter().zip(outcomes) {
+        assert!(status.success(), "{id}: {}", std::fs::read_to_string(errors(id)).unwrap_or_default());
+    }
+}
