@@ -1,6 +1,7 @@
 //! `scripts/bench`: how long create → start → wait → delete of busybox's
 //! `true` takes through podlab's runtime, runc and crun, measured in the
-//! same run, interleaved, with the medians and their ratios. A measurement
+//! same run, interleaved, with the medians and their ratios, beside the
+//! floor (unshare(1) making the same namespaces, no runtime). A measurement
 //! to read, not a test: nothing here passes or fails on time.
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,8 @@ use podlab::chroot::{Rootfs, BUSYBOX};
 use podlab::error::{finish, Error, Result};
 use podlab::{kernel, narrate};
 
-/// Time the container lifecycle through podlab's runtime, runc and crun.
+/// Time the container lifecycle through podlab's runtime, runc and crun,
+/// beside the floor: the same namespaces made by unshare(1), no runtime.
 #[derive(Parser)]
 #[command(name = "04-runtime-bench")]
 struct Args {
@@ -141,6 +143,18 @@ fn contenders(ours: &Path, bundle: &Path) -> Result<Vec<Contender>> {
             note: if hybrid { "(through unshare and sh, with no cgroup: this machine's cgroups are hybrid)" } else { "" },
         });
     }
+    // The floor: the namespaces and /proc alone, no runtime at all, in the
+    // rootfs's busybox. What a runtime adds is its time less this.
+    let rootfs = bundle.join("rootfs");
+    all.push(Contender {
+        name: "floor",
+        command: Box::new(move |_id| {
+            let mut command = Command::new("unshare");
+            command.args(["-fpmiun", "--mount-proc", "--root"]).arg(&rootfs).arg("/bin/true");
+            command
+        }),
+        note: "(unshare -fpmiun --mount-proc true: the namespaces alone, no runtime)",
+    });
     Ok(all)
 }
 
