@@ -258,17 +258,33 @@ fn the_lifecycle_goes_as_with_runc() {
     if !needs_runc("the_lifecycle_goes_as_with_runc") {
         return;
     }
+    // The program runs until the test lets it end, through a FIFO in the
+    // rootfs: no guess at how long the checks take.
     let bundle = Bundle::new("lifecycle", |config| {
-        args_of(&["sh", "-c", "sleep 0.3"])(config);
+        args_of(&["sh", "-c", "read line < /gate"])(config);
         config["annotations"] = serde_json::json!({"io.podlab.level": "4"});
     });
+    let gate = bundle.path().join("rootfs/gate");
+    nix::unistd::mkfifo(&gate, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     for runtime in [Runtime::Runc, Runtime::Ours] {
         let id = unique_id();
-        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0), "{runtime:?} create");
+        let pid_file = bundle.path().join(format!("{id}.pid"));
+        let pid_file_arg = pid_file.to_str().unwrap();
+        assert_eq!(
+            runtime.detached(&bundle, &["create", "--pid-file", pid_file_arg, &id]),
+            Some(0),
+            "{runtime:?} create"
+        );
         let created = runtime.state(&bundle, &id).unwrap();
         assert_eq!(created["annotations"], serde_json::json!({"io.podlab.level": "4"}), "{runtime:?}");
         assert_eq!(created["status"], "created", "{runtime:?}");
-        assert!(created["pid"].as_i64().unwrap() > 0, "{runtime:?}");
+        // The pid is the container's first process: the one --pid-file
+        // names, PID 1 of a PID namespace of its own.
+        let pid = created["pid"].as_i64().unwrap();
+        assert_eq!(std::fs::read_to_string(&pid_file).unwrap().trim(), pid.to_string(), "{runtime:?}");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+        assert!(nspid.ends_with("\t1"), "{runtime:?}: {nspid}");
         assert_eq!(created["id"], id.as_str());
         assert_eq!(created["bundle"], bundle.path().to_str().unwrap());
         // Starting twice: the second is refused.
@@ -281,6 +297,24 @@ fn the_lifecycle_goes_as_with_runc() {
             Some(0),
             "{runtime:?} deleted a running container"
         );
+        // The program reads the gate: a line lets it end (10 s for it to
+        // open its end, rather than a test that hangs).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut open = std::fs::OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::custom_flags(open.write(true), nix::libc::O_NONBLOCK);
+        let mut writer = loop {
+            match open.open(&gate) {
+                Ok(writer) => break writer,
+                Err(e)
+                    if e.raw_os_error() == Some(nix::libc::ENXIO) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("{runtime:?}: the program never opened the gate: {e}"),
+            }
+        };
+        std::io::Write::write_all(&mut writer, b"go\n").unwrap();
+        drop(writer);
         runtime.wait_until_stopped(&bundle, &id, "never stopped");
         assert_ne!(
             runtime.detached(&bundle, &["start", &id]),
@@ -329,33 +363,46 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
         return;
     }
     type Edit = Box<dyn FnOnce(&mut Value)>;
-    let mut cases: Vec<(&str, Edit)> = vec![
-        ("no process args", Box::new(|c: &mut Value| c["process"]["args"] = Value::Array(vec![]))),
-        ("a root that does not exist", Box::new(|c: &mut Value| c["root"]["path"] = "no-such-rootfs".into())),
+    let mut cases: Vec<(&str, &str, Edit)> = vec![
+        (
+            "no process args",
+            "the process's args are empty",
+            Box::new(|c: &mut Value| c["process"]["args"] = Value::Array(vec![])),
+        ),
+        (
+            "a root that does not exist",
+            "no-such-rootfs is not a directory",
+            Box::new(|c: &mut Value| c["root"]["path"] = "no-such-rootfs".into()),
+        ),
         (
             "an unknown namespace type",
+            "unknown variant `nonsense`",
             Box::new(|c: &mut Value| {
                 c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "nonsense"}))
             }),
         ),
         (
             "a time namespace",
+            "a time namespace is not supported",
             Box::new(|c: &mut Value| {
                 c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "time"}))
             }),
         ),
         (
             "no proc on /proc",
+            "mounts no proc on /proc",
             Box::new(|c: &mut Value| {
                 c["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/proc")
             }),
         ),
         (
             "a sysctl of the host's",
+            "sysctl vm.swappiness is not in a namespace of the container's",
             Box::new(|c: &mut Value| c["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "10"})),
         ),
         (
             "a network sysctl without a network namespace",
+            "belongs to the network namespace, and the container has none",
             Box::new(|c: &mut Value| {
                 c["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
                 c["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
@@ -363,6 +410,7 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
         ),
         (
             "a hostname without a uts namespace",
+            "sets a hostname but asks for no uts namespace",
             Box::new(|c: &mut Value| {
                 let namespaces = c["linux"]["namespaces"].as_array_mut().unwrap();
                 namespaces.retain(|n| n["type"] != "uts");
@@ -374,37 +422,52 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
         let label: Edit = Box::new(|c: &mut Value| {
             c["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0".into()
         });
-        cases.push(("an SELinux label, with SELinux off", label));
+        cases.push(("an SELinux label, with SELinux off", "podlab does not apply SELinux labels", label));
     }
     // An AppArmor profile where AppArmor is off (this CI's kernel has none).
     let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
     if !apparmor.is_ok_and(|enabled| enabled.trim() == "Y") {
         let profile: Edit =
             Box::new(|c: &mut Value| c["process"]["apparmorProfile"] = "docker-default".into());
-        cases.push(("an AppArmor profile, with AppArmor off", profile));
+        cases.push((
+            "an AppArmor profile, with AppArmor off",
+            "AppArmor is not enabled on this machine",
+            profile,
+        ));
     }
     // Lowering the OOM score needs CAP_SYS_RESOURCE, which some machines
     // (this CI's among them) do not give even to root.
     if !has_capability(24) {
         let lower: Edit = Box::new(|c: &mut Value| c["process"]["oomScoreAdj"] = (-500).into());
-        cases.push(("an oomScoreAdj below the current score, without CAP_SYS_RESOURCE", lower));
+        cases.push((
+            "an oomScoreAdj below the current score, without CAP_SYS_RESOURCE",
+            "needs CAP_SYS_RESOURCE",
+            lower,
+        ));
     }
     // A root that is a symbolic link, here to the host's /.
     cases.push((
         "a root that is a symbolic link out of the bundle",
+        "is a symbolic link (to /)",
         Box::new(|c: &mut Value| c["root"]["path"] = "link-to-the-host".into()),
     ));
-    for (what, edit) in cases {
+    // Each refusal for its own reason: ours must say the key phrase.
+    for (what, says, edit) in cases {
         let bundle = Bundle::new("bad", edit);
         std::os::unix::fs::symlink("/", bundle.path().join("link-to-the-host")).unwrap();
         for runtime in [Runtime::Runc, Runtime::Ours] {
             let id = unique_id();
-            assert_ne!(
-                runtime.detached(&bundle, &["create", &id]),
-                Some(0),
-                "{runtime:?} created a bundle with {what}"
-            );
+            // Its words in a file: a container made by mistake would keep a pipe open.
+            let errors = bundle.path().join("errors");
+            let mut create = runtime.command(&bundle);
+            create.args(["create", &id]).stdin(Stdio::null()).stdout(Stdio::null());
+            let code = create.stderr(std::fs::File::create(&errors).unwrap()).status().unwrap().code();
+            assert_ne!(code, Some(0), "{runtime:?} created a bundle with {what}");
             assert_eq!(runtime.state(&bundle, &id), None, "{runtime:?} kept state for {what}");
+            let said = std::fs::read_to_string(&errors).unwrap();
+            if let Runtime::Ours = runtime {
+                assert!(said.contains(says), "ours refused {what} for another reason: {said}");
+            }
         }
     }
 
