@@ -445,6 +445,14 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             lower,
         ));
     }
+    // A memory limit the first process cannot even be set up in: runc
+    // cannot set it under what its init uses already; ours sees the OOM
+    // killer end its process, and says so.
+    cases.push((
+        "a memory limit below what the first process needs",
+        "killed by the OOM killer while being set up",
+        Box::new(|c: &mut Value| c["linux"]["resources"]["memory"] = serde_json::json!({"limit": 65536})),
+    ));
     // A root that is a symbolic link, here to the host's /.
     cases.push((
         "a root that is a symbolic link out of the bundle",

@@ -400,6 +400,17 @@ impl Runtime {
         let console = console_socket.map(kernel::connect_unix).transpose()?;
         let pid = spawn(&plan, &fifo, &cgroup, console.as_ref(), &hook_state(Pid::this()), |pid| {
             run_hooks(&plan.hooks.create_runtime, &hook_state(pid), "createRuntime")
+        })
+        .map_err(|error| {
+            match (crate::cgroups::read_usage(&cgroup).oom_kills, plan.limits.memory) {
+                // A process that dies without a word while its group's OOM
+                // killer acts was killed by it: say so, and what to change.
+                (Some(1..), Some(limit)) => Error::new(format!(
+                    "the container's first process was killed by the OOM killer while being set up: its \
+                 memory limit of {limit} bytes is below what it needs; raise linux.resources.memory.limit"
+                )),
+                _ => error,
+            }
         })?;
         drop(console);
         drop(fifo);
