@@ -820,6 +820,11 @@ pub fn kill_each(pids: &[Pid], signal: Signal, whose: &str) -> Result<()> {
 
 /// kill(2).
 pub fn kill(pid: Pid, signal: Signal) -> Result<()> {
+    // 0 and below name process groups, -1 every process: never what a
+    // record of ours means.
+    if pid.as_raw() <= 0 {
+        return Err(Error::new(format!("refusing kill({pid}): that is not one process")));
+    }
     narrate!("kill({pid}, {signal:?})");
     signal::kill(pid, signal).map_err(|e| failed(format!("kill({pid}, {signal:?})"), e))
 }

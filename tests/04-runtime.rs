@@ -1494,6 +1494,50 @@ fn a_runtime_killed_while_preparing_leaves_no_process_as_with_runc() {
         }
         assert_eq!(cgroup.members(), vec![], "{runtime:?} left its container's first process running");
         cgroup.keep();
+        if let Runtime::Ours = runtime {
+            // What it made is a container still: stopped, listed, removable.
+            assert_eq!(runtime.state(&bundle, &id).unwrap()["status"], "stopped");
+            let listed = runtime.run(&bundle, &["list"]);
+            let line = listed.stdout.lines().find(|line| line.starts_with(&format!("{id} ")));
+            assert!(line.is_some_and(|line| line.contains(" stopped ")), "{}", listed.stdout);
+            assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+            assert!(!runtime.root(&bundle).join(&id).exists(), "its state was left");
+            let version = podlab::cgroups::Version::of_this_machine().unwrap();
+            assert!(podlab::cgroups::Cgroup::existing(version, &id, &[]).members().is_empty());
+        }
+    }
+}
+
+/// `create` killed at any moment leaves a container that delete --force
+/// removes, with its group and any process it had started: the state is
+/// written before anything it must remove is made. Killed at 14 points,
+/// from before the state exists to after the container waits.
+#[test]
+fn a_create_killed_at_any_point_is_removed_by_delete_force() {
+    if !needs_runc("a_create_killed_at_any_point_is_removed_by_delete_force") {
+        return;
+    }
+    let bundle = Bundle::new("killed-create", args_of(&["sleep", "30"]));
+    for delay_ms in (0..14u64).map(|i| i * 2) {
+        let id = unique_id();
+        let _groups = GroupsNamed(format!("podlab-{id}"));
+        let mut create = Runtime::Ours.command(&bundle);
+        create.args(["create", &id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut create = create.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = create.kill();
+        let _ = create.wait();
+        let state = Runtime::Ours.root(&bundle).join(&id);
+        if state.exists() {
+            let deleted = Runtime::Ours.run(&bundle, &["delete", "--force", &id]);
+            assert_eq!(deleted.code, Some(0), "killed after {delay_ms} ms: {}", deleted.stderr);
+        }
+        assert!(!state.exists(), "killed after {delay_ms} ms: the state was left");
+        let version = podlab::cgroups::Version::of_this_machine().unwrap();
+        let group = podlab::cgroups::Cgroup::existing(version, &format!("podlab-{id}"), &[]);
+        assert!(group.members().is_empty(), "killed after {delay_ms} ms: a process was left in its group");
+        assert!(group.directory("pids").is_none(), "killed after {delay_ms} ms: its group was left");
+        group.keep();
     }
 }
 

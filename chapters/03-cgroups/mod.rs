@@ -174,7 +174,7 @@ impl Cgroup {
     /// v1 in the freezer's and the devices controller's trees too: a group
     /// that can be paused and held to a list of devices.
     pub fn create_for_a_container(version: Version, name: &str) -> Result<Cgroup> {
-        Self::create_in(version, name, &[CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat())
+        Self::create_in(version, name, &Self::for_a_container())
     }
 
     fn create_in(version: Version, name: &str, controllers: &[&'static str]) -> Result<Cgroup> {
@@ -188,15 +188,8 @@ impl Cgroup {
         };
         let root = Path::new(CGROUP_ROOT);
         let wanted = Self::directories(version, name, controllers);
-        // The parents missing in every tree, top first, to remove them after.
-        let parents: Vec<&Path> =
-            Path::new(name).ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
-        for parent in parents.into_iter().rev() {
-            let parent = parent.to_string_lossy();
-            if Self::directories(version, &parent, controllers).iter().all(|(_, dir)| !dir.exists()) {
-                cgroup.parents_made.push(parent.into_owned());
-            }
-        }
+        // The parents missing in every tree, to remove them after.
+        cgroup.parents_made = Self::missing_parents(version, name, controllers);
         for (_, dir) in &wanted {
             if dir.exists() {
                 return Err(Error::new(format!(
@@ -253,6 +246,26 @@ impl Cgroup {
                 .collect(),
             Version::V2 => vec![("", root.join(name))],
         }
+    }
+
+    /// The groups above `name` that no tree has yet, top first: those that
+    /// making it makes, and removing it removes if they are empty by then.
+    pub fn missing_parents(version: Version, name: &str, controllers: &[&'static str]) -> Vec<String> {
+        let parents: Vec<&Path> =
+            Path::new(name).ancestors().skip(1).filter(|p| !p.as_os_str().is_empty()).collect();
+        parents
+            .into_iter()
+            .rev()
+            .map(|parent| parent.to_string_lossy().into_owned())
+            .filter(|parent| {
+                Self::directories(version, parent, controllers).iter().all(|(_, dir)| !dir.exists())
+            })
+            .collect()
+    }
+
+    /// The controllers whose trees a container's group is made in.
+    pub fn for_a_container() -> Vec<&'static str> {
+        [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat()
     }
 
     /// A group made before, by another run, to remove it (dropping it does,

@@ -84,6 +84,13 @@ struct Record {
     /// The groups above it that were made for it, to remove with it.
     #[serde(default)]
     cgroup_parents: Vec<String>,
+    /// The `create` that is making it, while `pid` is still 0: with its
+    /// start time, it tells a container being made from one whose maker
+    /// died half-way (then it is stopped, and delete removes what was made).
+    #[serde(default)]
+    creator: i32,
+    #[serde(default)]
+    creator_start_time: u64,
     #[serde(default)]
     annotations: BTreeMap<String, String>,
 }
@@ -229,6 +236,11 @@ impl Runtime {
         self.dir(id).join("exec.fifo")
     }
 
+    fn write_record(&self, record: &Record) -> Result<()> {
+        let json = serde_json::to_string(record).expect("a record is plain data");
+        kernel::write_file_atomically(&self.dir(&record.id).join("state.json"), &json)
+    }
+
     fn record(&self, id: &str) -> Result<Record> {
         check_id(id)?;
         let file = self.dir(id).join("state.json");
@@ -247,7 +259,10 @@ impl Runtime {
     pub fn state(&self, id: &str) -> Result<State> {
         let record = self.record(id)?;
         let alive = process_start_time(record.pid) == Some(record.start_time);
+        let being_made =
+            record.pid == 0 && process_start_time(record.creator) == Some(record.creator_start_time);
         let status = match (alive, self.fifo(id).exists()) {
+            _ if being_made => Status::Creating,
             (true, _) if self.cgroup(&record).is_some_and(|c| c.is_frozen()) => Status::Paused,
             (true, true) => Status::Created,
             (true, false) => Status::Running,
@@ -256,7 +271,11 @@ impl Runtime {
         Ok(State {
             oci_version: OCI_VERSION.to_string(),
             id: record.id,
-            pid: if status == Status::Stopped { 0 } else { record.pid },
+            pid: if status == Status::Running || status == Status::Created || status == Status::Paused {
+                record.pid
+            } else {
+                0
+            },
             status,
             bundle: record.bundle,
             rootfs: record.rootfs,
@@ -359,6 +378,27 @@ impl Runtime {
         kernel::mkdir_all(&self.root)?;
         kernel::mkdir(&self.dir(id), 0o711)?;
         let mut made = Made(Some(self.dir(id)));
+        // Recorded before anything else is made, with what delete --force
+        // needs to remove it: a create killed at any point after this
+        // leaves a container that `list` shows and delete removes.
+        let version = Version::of_this_machine()?;
+        let cgroup_name =
+            crate::cgroups::confine(plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")))?;
+        let me = std::process::id() as i32;
+        let mut record = Record {
+            id: id.to_string(),
+            pid: 0,
+            bundle: bundle.clone(),
+            rootfs: plan.rootfs.clone(),
+            created: String::new(),
+            start_time: 0,
+            cgroup_parents: Cgroup::missing_parents(version, &cgroup_name, &Cgroup::for_a_container()),
+            cgroup: Some(cgroup_name),
+            creator: me,
+            creator_start_time: process_start_time(me).unwrap_or(0),
+            annotations: plan.annotations.clone(),
+        };
+        self.write_record(&record)?;
         // The handshake: the first process will open the FIFO to write,
         // which waits until `start` opens it to read.
         kernel::mkfifo(&self.fifo(id), 0o622)?;
@@ -370,11 +410,7 @@ impl Runtime {
         let fifo = kernel::open_path(&self.fifo(id))?;
         // Level 3's group, with the config's limits; the first process goes
         // in from outside before it does anything, as all its children will.
-        let version = Version::of_this_machine()?;
-        let cgroup = Cgroup::create_for_a_container(
-            version,
-            plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")),
-        )?;
+        let cgroup = Cgroup::create_for_a_container(version, record.cgroup.as_deref().unwrap_or_default())?;
         write_limits(&cgroup, &plan.limits)?;
         if let Some(shares) = plan.cpu_shares {
             write_cpu_shares(&cgroup, shares)?;
@@ -414,19 +450,10 @@ impl Runtime {
         })?;
         drop(console);
         drop(fifo);
-        let record = Record {
-            id: id.to_string(),
-            pid: pid.as_raw(),
-            bundle: bundle.clone(),
-            rootfs: plan.rootfs.clone(),
-            created: rfc3339(SystemTime::now()),
-            start_time: process_start_time(pid.as_raw()).unwrap_or(0),
-            cgroup: Some(cgroup.name.clone()),
-            cgroup_parents: cgroup.parents_made.clone(),
-            annotations: plan.annotations.clone(),
-        };
-        let json = serde_json::to_string(&record).expect("a record is plain data");
-        kernel::write_file_atomically(&self.dir(id).join("state.json"), &json)?;
+        record.pid = pid.as_raw();
+        record.start_time = process_start_time(pid.as_raw()).unwrap_or(0);
+        record.created = rfc3339(SystemTime::now());
+        self.write_record(&record)?;
         if let Some(pid_file) = pid_file {
             kernel::write_file(pid_file, &pid.to_string())?;
         }
@@ -528,8 +555,8 @@ impl Runtime {
     /// every process in its cgroup.
     pub fn kill(&self, id: &str, signal: Signal, all: bool) -> Result<()> {
         let state = self.state(id)?;
-        if state.status == Status::Stopped {
-            return Err(Error::new(format!("cannot kill container {id}: it is not running")));
+        if state.status == Status::Stopped || state.status == Status::Creating {
+            return Err(Error::new(format!("cannot kill container {id}: it is {}", state.status)));
         }
         match (all, self.cgroup(&self.record(id)?)) {
             (true, Some(cgroup)) => kernel::kill_each(&cgroup.members(), signal, "in the container's cgroup"),
@@ -551,7 +578,11 @@ impl Runtime {
             if state.status == Status::Paused {
                 self.frozen_cgroup(id)?.freeze(false)?;
             }
-            kernel::kill(Pid::from_raw(state.pid), Signal::SIGKILL)?;
+            // One being made has no process of its own yet: its maker is
+            // ended instead, and what it made is removed below.
+            let record = self.record(id)?;
+            let process = if state.status == Status::Creating { record.creator } else { state.pid };
+            kernel::kill(Pid::from_raw(process), Signal::SIGKILL)?;
             let deadline = Instant::now() + Duration::from_secs(10);
             while self.state(id)?.status != Status::Stopped && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(10));
