@@ -236,6 +236,20 @@ impl Runtime {
         self.dir(id).join("exec.fifo")
     }
 
+    /// Whether `id`'s directory is one that a create made and, killed,
+    /// never recorded: it has no state a moment later, and so nothing in it
+    /// or for it that delete must end or remove.
+    fn made_before_its_record(&self, id: &str) -> Result<bool> {
+        check_id(id)?;
+        let record = self.dir(id).join("state.json");
+        if !self.dir(id).is_dir() || record.exists() {
+            return Ok(false);
+        }
+        // A create that is alive writes it a moment after the directory.
+        std::thread::sleep(Duration::from_millis(200));
+        Ok(!record.exists())
+    }
+
     fn write_record(&self, record: &Record) -> Result<()> {
         let json = serde_json::to_string(record).expect("a record is plain data");
         kernel::write_file_atomically(&self.dir(&record.id).join("state.json"), &json)
@@ -375,12 +389,11 @@ impl Runtime {
                 "container {id} exists already: delete it first, or choose another id"
             )));
         }
-        kernel::mkdir_all(&self.root)?;
-        kernel::mkdir(&self.dir(id), 0o711)?;
-        let mut made = Made(Some(self.dir(id)));
-        // Recorded before anything else is made, with what delete --force
-        // needs to remove it: a create killed at any point after this
-        // leaves a container that `list` shows and delete removes.
+        // Recorded as soon as the container's directory exists, before
+        // anything else is made, with what delete --force needs to remove
+        // it: a create killed at any point after this leaves a container
+        // that `list` shows and delete removes. (Killed between the two,
+        // it leaves an empty directory, which delete --force removes too.)
         let version = Version::of_this_machine()?;
         let cgroup_name =
             crate::cgroups::confine(plan.cgroups_path.as_deref().unwrap_or(&format!("podlab-{id}")))?;
@@ -398,6 +411,9 @@ impl Runtime {
             creator_start_time: process_start_time(me).unwrap_or(0),
             annotations: plan.annotations.clone(),
         };
+        kernel::mkdir_all(&self.root)?;
+        kernel::mkdir(&self.dir(id), 0o711)?;
+        let mut made = Made(Some(self.dir(id)));
         self.write_record(&record)?;
         // The handshake: the first process will open the FIFO to write,
         // which waits until `start` opens it to read.
@@ -566,6 +582,9 @@ impl Runtime {
 
     /// Removes stopped container `id`; with `force`, kills it first.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        if force && self.made_before_its_record(id)? {
+            return kernel::remove_dir_all(&self.dir(id));
+        }
         let state = self.state(id)?;
         if state.status != Status::Stopped {
             if !force {
