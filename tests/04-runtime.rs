@@ -1630,3 +1630,30 @@ fn parallel_creates_into_a_new_root() {
         assert!(status.success(), "{id}: {}", std::fs::read_to_string(errors(id)).unwrap_or_default());
     }
 }
+
+/// A container whose state.json is damaged is shown by `list` (a warning
+/// naming it), and delete --force removes it from what is left: its
+/// process, its group and its directory.
+#[test]
+fn a_damaged_state_is_shown_and_removed_by_delete_force() {
+    if !needs_root_and_busybox("a_damaged_state_is_shown_and_removed_by_delete_force") {
+        return;
+    }
+    let bundle = Bundle::new("damaged", args_of(&["sleep", "30"]));
+    let id = unique_id();
+    let _groups = GroupsNamed(format!("podlab-{id}"));
+    assert_eq!(Runtime::Ours.detached(&bundle, &["create", &id]), Some(0));
+    let state = Runtime::Ours.root(&bundle).join(&id);
+    std::fs::write(state.join("state.json"), "{ not json").unwrap();
+    let listed = Runtime::Ours.run(&bundle, &["list"]);
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    assert!(listed.stderr.contains(&format!("the state of container {id}")), "{}", listed.stderr);
+    assert!(listed.stderr.contains("is damaged"), "{}", listed.stderr);
+    let deleted = Runtime::Ours.run(&bundle, &["delete", "--force", &id]);
+    assert_eq!(deleted.code, Some(0), "{}", deleted.stderr);
+    assert!(!state.exists(), "its state was left");
+    let version = podlab::cgroups::Version::of_this_machine().unwrap();
+    let group = podlab::cgroups::Cgroup::existing(version, &format!("podlab-{id}"), &[]);
+    assert!(group.directory("pids").is_none(), "its group was left");
+    group.keep();
+}

@@ -236,6 +236,15 @@ impl Runtime {
         self.dir(id).join("exec.fifo")
     }
 
+    /// delete --force of a container whose record cannot be read: its
+    /// group, where a container of this id has it by default, is emptied
+    /// and removed (its processes with it), and its directory.
+    fn delete_from_what_is_left(&self, id: &str, damaged: &Error) -> Result<()> {
+        eprintln!("warning: {damaged}; removing what is left of it");
+        drop(Cgroup::existing(Version::of_this_machine()?, &format!("podlab-{id}"), &[]));
+        kernel::remove_dir_all(&self.dir(id))
+    }
+
     /// Whether `id`'s directory is one that a create made and, killed,
     /// never recorded: it has no state a moment later, and so nothing in it
     /// or for it that delete must end or remove.
@@ -361,7 +370,16 @@ impl Runtime {
         let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(Vec::new()) };
         let mut ids: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
         ids.sort();
-        Ok(ids.iter().filter_map(|id| self.state(id).ok()).collect())
+        let mut states = Vec::new();
+        for id in &ids {
+            match self.state(id) {
+                Ok(state) => states.push(state),
+                // Shown, not skipped: it holds a container, which delete
+                // --force can still remove.
+                Err(error) => eprintln!("warning: {error}"),
+            }
+        }
+        Ok(states)
     }
 
     // ANCHOR: create
@@ -585,7 +603,12 @@ impl Runtime {
         if force && self.made_before_its_record(id)? {
             return kernel::remove_dir_all(&self.dir(id));
         }
-        let state = self.state(id)?;
+        let state = match self.state(id) {
+            Err(damaged) if force && self.dir(id).join("state.json").exists() => {
+                return self.delete_from_what_is_left(id, &damaged)
+            }
+            state => state?,
+        };
         if state.status != Status::Stopped {
             if !force {
                 return Err(Error::new(format!(
