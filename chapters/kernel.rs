@@ -947,22 +947,43 @@ pub fn set_link_up(name: &str) -> Result<()> {
 /// namespaces of those kinds. In the child, narration is indented one step.
 pub fn clone(namespaces: CloneFlags, child: impl FnOnce() -> i32) -> Result<Pid> {
     let call = format!("clone({}, SIGCHLD)", flag_names(namespaces));
-    // The child runs on a stack of its own; without CLONE_VM it also gets a
-    // copy of our memory, as after fork. 8 MiB, as a main thread gets.
-    let mut stack = vec![0u8; 8 << 20];
-    let mut child = Some(child);
-    let mut run = || -> isize {
-        narrate::enter_child();
-        child.take().map_or(1, |f| f()) as isize
-    };
-    // SAFETY: single-threaded, as for fork; the child gets its own copy of
-    // `stack` and of everything the closure borrows.
-    let pid = unsafe {
-        nix::sched::clone(Box::new(&mut run), &mut stack, namespaces, Some(Signal::SIGCHLD as i32))
+    single_threaded(&call)?;
+    // No stack given: as after fork, the child goes on where we are, on a
+    // copy of our stack (with its guard page) in a copy of our memory. A
+    // stack of our own making would have no guard, and an overflow in the
+    // child would corrupt memory without a word.
+    let flags = (namespaces.bits() | nix::libc::SIGCHLD) as nix::libc::c_ulong;
+    // SAFETY: single-threaded, as just checked; the child leaves through
+    // _exit, never returning into the parent's code.
+    let pid = unsafe { nix::libc::syscall(nix::libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        -1 => Err(failed(call, Errno::last())),
+        0 => {
+            narrate::enter_child();
+            let code = child();
+            // SAFETY: ends the child without the parent's destructors.
+            unsafe { nix::libc::_exit(code) }
+        }
+        pid => {
+            let pid = Pid::from_raw(pid as i32);
+            narrate!("{call} = child pid {pid}");
+            Ok(pid)
+        }
     }
-    .map_err(|e| failed(call.clone(), e))?;
-    narrate!("{call} = child pid {pid}");
-    Ok(pid)
+}
+
+/// fork and clone copy only the calling thread: a lock another thread held
+/// would stay held in the child forever. The examples never have another
+/// thread when they fork; this makes sure.
+fn single_threaded(call: &str) -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    match status.lines().find_map(|line| line.strip_prefix("Threads:")).map(str::trim) {
+        Some("1") | None => Ok(()),
+        Some(threads) => Err(Error::new(format!(
+            "{call} from a process with {threads} threads: a child would inherit locks it can never take; \
+             fork before starting threads"
+        ))),
+    }
 }
 
 /// clone(2) from inside an existing user namespace, the one `user_namespace`
@@ -1035,8 +1056,9 @@ pub fn pipe_cloexec() -> Result<(OwnedFd, OwnedFd)> {
 /// does: a forked child gets a copy of the calling thread alone.
 pub fn fork() -> Result<ForkResult> {
     narrate!("fork()");
-    // SAFETY: podlab's examples are single-threaded when they fork, so the
-    // child's copy of memory holds no lock that another thread owned.
+    single_threaded("fork()")?;
+    // SAFETY: single-threaded, as just checked, so the child's copy of
+    // memory holds no lock that another thread owned.
     let forked = unsafe { unistd::fork() }.map_err(|e| failed("fork()".into(), e))?;
     if let ForkResult::Child = forked {
         narrate::enter_child();
@@ -1267,6 +1289,16 @@ pub fn set_signal_target(child: Option<Pid>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fork_and_clone_refuse_a_process_with_threads() {
+        let (stop, wait) = std::sync::mpsc::channel::<()>();
+        let other = std::thread::spawn(move || wait.recv());
+        let refused = single_threaded("fork()");
+        drop(stop);
+        let _ = other.join();
+        assert!(refused.unwrap_err().to_string().contains("a child would inherit locks"));
+    }
 
     #[test]
     fn a_file_replaced_atomically_is_never_seen_half_written() {
