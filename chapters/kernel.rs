@@ -1197,10 +1197,28 @@ pub fn run_with_input(
     }
     command.env_clear().envs(env.iter().filter_map(|pair| pair.split_once('=')));
     let mut child = command.stdin(std::process::Stdio::piped()).spawn().map_err(|e| io_failed(call(), e))?;
-    // A hook that does not read its stdin is no error.
-    let _ = child.stdin.take().expect("piped").write_all(input.as_bytes());
+    // The input goes in as the program takes it, without waiting on it: a
+    // program that does not read its stdin (no error) would otherwise hold
+    // us in write(2) once the pipe is full (64 KiB), past any timeout.
+    let mut stdin = child.stdin.take();
+    if let Some(pipe) = &stdin {
+        let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
+    }
+    let mut written = 0;
     let started = std::time::Instant::now();
     loop {
+        if let Some(pipe) = stdin.as_mut() {
+            match pipe.write(&input.as_bytes()[written..]) {
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                // It closed its stdin (EPIPE), which it may.
+                Err(_) => written = input.len(),
+            }
+            if written == input.len() {
+                // The end of its input: a program reading to the end goes on.
+                stdin = None;
+            }
+        }
         if let Some(status) = child.try_wait().map_err(|e| io_failed(call(), e))? {
             return Ok(status);
         }

@@ -1657,3 +1657,32 @@ fn a_damaged_state_is_shown_and_removed_by_delete_force() {
     assert!(group.directory("pids").is_none(), "its group was left");
     group.keep();
 }
+
+/// A hook that does not read its stdin, given a state larger than a pipe
+/// holds (64 KiB of annotations), is still ended by its timeout, as runc
+/// ends it: the state is written without waiting on the hook.
+#[test]
+fn a_hook_that_does_not_read_a_large_state_still_times_out_as_with_runc() {
+    if !needs_runc("a_hook_that_does_not_read_a_large_state_still_times_out_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("hook-large-state", |config| {
+        args_of(&["true"])(config);
+        config["annotations"] = serde_json::json!({"io.podlab.large": "x".repeat(100_000)});
+        let deaf = serde_json::json!({"path": "/bin/sleep", "args": ["sleep", "30"], "timeout": 1});
+        config["hooks"] = serde_json::json!({"createRuntime": [deaf]});
+    });
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let errors = bundle.path().join(format!("{id}.err"));
+        let mut create = runtime.command(&bundle);
+        create.args(["create", &id]).stdin(Stdio::null()).stdout(Stdio::null());
+        let code = create.stderr(std::fs::File::create(&errors).unwrap()).status().unwrap().code();
+        let said = std::fs::read_to_string(&errors).unwrap();
+        assert_ne!(code, Some(0), "{runtime:?} went on past the hook's timeout: {said}");
+        if let Runtime::Ours = runtime {
+            assert!(said.contains("did not end within its timeout of 1s"), "{said}");
+        }
+        runtime.detached(&bundle, &["delete", "--force", &id]);
+    }
+}
