@@ -351,37 +351,18 @@ pub fn ours_on_this_machine() -> BTreeSet<PathBuf> {
     found
 }
 
-/// Removes what [`ours_on_this_machine`] found and a run left behind:
-/// a cgroup's processes are killed and its groups removed deepest first; a
-/// directory's mounts are detached before it is removed, never deleted
-/// through. Quietly, and as far as it can.
+/// Removes what [`ours_on_this_machine`] found and a run left behind: a
+/// cgroup as level 3 removes its own (thawed, its processes killed, in
+/// every tree); a directory's mounts are detached before it is removed,
+/// never deleted through. Quietly, and as far as it can.
 pub fn sweep(left: &BTreeSet<PathBuf>) {
     crate::narrate::set_quiet(true);
     for path in left {
         if path.starts_with("/sys/fs/cgroup") {
-            let mut groups: Vec<PathBuf> = vec![path.clone()];
-            let mut i = 0;
-            while i < groups.len() {
-                let children = std::fs::read_dir(&groups[i]).into_iter().flatten().flatten();
-                groups.extend(children.map(|e| e.path()).filter(|p| p.is_dir()));
-                i += 1;
-            }
-            let members = || {
-                groups
-                    .iter()
-                    .flat_map(|g| {
-                        std::fs::read_to_string(g.join("cgroup.procs"))
-                            .unwrap_or_default()
-                            .lines()
-                            .filter_map(|pid| pid.parse().ok())
-                            .map(nix::unistd::Pid::from_raw)
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            };
-            crate::kernel::kill_until_none_left(members, "left in the cgroup");
-            for group in groups.iter().rev() {
-                let _ = crate::kernel::rmdir(group);
+            // Level 3's removal: thawed, its processes killed, every tree.
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if let Ok(version) = crate::cgroups::Version::of_this_machine() {
+                drop(crate::cgroups::Cgroup::existing(version, &name, &[]));
             }
         } else if path.starts_with("/tmp") {
             let _ = crate::kernel::remove_dir_all(path);

@@ -394,13 +394,21 @@ fn table(level: u8) -> &'static [Mistake] {
     }
 }
 
+/// Where cargo builds (CARGO_TARGET_DIR, or target/ in the repository): the
+/// lab's builds, the copy of the sources, the mutants and the hints seen
+/// all live under it.
+pub fn target_dir() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
+    std::path::absolute(&target).unwrap_or(target)
+}
+
 /// Builds the level's example from `source`; its path, and the compiler's
 /// warnings about the lab file. Lab builds get a target directory of their
 /// own so that they never stand in for the reference binary the tests use.
 fn build(level: &Level, source: &Source) -> Result<(PathBuf, Vec<String>), String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let target = std::path::absolute(target).map_err(|e| format!("no target directory: {e}"))?;
+    let target = target_dir();
     let (dir, target) = match source {
         Source::Reference => (repo.to_path_buf(), target),
         Source::Lab => (repo.to_path_buf(), target.join("lab")),

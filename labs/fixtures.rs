@@ -154,8 +154,8 @@ pub fn materialize(level: &Level, fixture: &Path) -> Result<PathBuf, String> {
             _ => return Err(format!("these lines are in {} more than once:\n{was}", reference.display())),
         }
     }
-    let made = repo
-        .join("target/lab-copy/mutants")
+    let made = crate::target_dir()
+        .join("lab-copy/mutants")
         .join(fixture.with_extension("rs").file_name().unwrap_or_default());
     let write = |e: std::io::Error| format!("cannot write {}: {e}", made.display());
     std::fs::create_dir_all(made.parent().unwrap_or(&made)).map_err(write)?;

@@ -60,7 +60,5 @@ fn sections(text: &str) -> Vec<(String, String)> {
 }
 
 fn seen_file(level: &Level) -> PathBuf {
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    target.join("lab").join(format!("hints-seen-{}", level.number))
+    crate::target_dir().join("lab").join(format!("hints-seen-{}", level.number))
 }

@@ -138,6 +138,17 @@ impl Runtime {
             .code()
     }
 
+    /// A subcommand whose container may outlive it, and what it said on
+    /// stderr: kept in a file, since a created container keeps its
+    /// creator's stdio, and a pipe would not end until the container does.
+    fn told(self, bundle: &Bundle, args: &[&str]) -> (Option<i32>, String) {
+        let errors = bundle.path().join(format!("{self:?}-{}.err", unique_id()));
+        let mut command = self.command(bundle);
+        command.args(args).stdin(Stdio::null()).stdout(Stdio::null());
+        let code = command.stderr(std::fs::File::create(&errors).unwrap()).status().unwrap().code();
+        (code, std::fs::read_to_string(&errors).unwrap())
+    }
+
     fn run(self, bundle: &Bundle, args: &[&str]) -> Outcome {
         run(self.command(bundle).args(args))
     }
@@ -465,14 +476,9 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
         std::os::unix::fs::symlink("/", bundle.path().join("link-to-the-host")).unwrap();
         for runtime in [Runtime::Runc, Runtime::Ours] {
             let id = unique_id();
-            // Its words in a file: a container made by mistake would keep a pipe open.
-            let errors = bundle.path().join("errors");
-            let mut create = runtime.command(&bundle);
-            create.args(["create", &id]).stdin(Stdio::null()).stdout(Stdio::null());
-            let code = create.stderr(std::fs::File::create(&errors).unwrap()).status().unwrap().code();
+            let (code, said) = runtime.told(&bundle, &["create", &id]);
             assert_ne!(code, Some(0), "{runtime:?} created a bundle with {what}");
             assert_eq!(runtime.state(&bundle, &id), None, "{runtime:?} kept state for {what}");
-            let said = std::fs::read_to_string(&errors).unwrap();
             if let Runtime::Ours = runtime {
                 assert!(said.contains(says), "ours refused {what} for another reason: {said}");
             }
@@ -1345,34 +1351,9 @@ fn a_cgroup_path_stays_in_the_tree_as_with_runc() {
     if !needs_runc("a_cgroup_path_stays_in_the_tree_as_with_runc") {
         return;
     }
-    /// The groups under tmp/ in every tree, removed deepest first.
-    struct TmpGroups;
-    impl TmpGroups {
-        fn present() -> Vec<PathBuf> {
-            let trees = std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|tree| tree.path());
-            trees
-                .chain([PathBuf::from("/sys/fs/cgroup")])
-                .map(|t| t.join("tmp"))
-                .filter(|d| d.is_dir())
-                .collect()
-        }
-    }
-    impl Drop for TmpGroups {
-        fn drop(&mut self) {
-            fn remove(dir: &Path) {
-                for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                    if entry.path().is_dir() {
-                        remove(&entry.path());
-                    }
-                }
-                let _ = std::fs::remove_dir(dir);
-            }
-            TmpGroups::present().iter().for_each(|dir| remove(dir));
-        }
-    }
     for runtime in [Runtime::Runc, Runtime::Ours] {
         // runc's are removed before ours runs, so that ours makes its own.
-        let _groups = TmpGroups;
+        let _groups = GroupsNamed("tmp".to_string());
         let id = unique_id();
         let bundle = Bundle::new("cgroup-escape", |config| {
             args_of(&["true"])(config);
@@ -1388,7 +1369,7 @@ fn a_cgroup_path_stays_in_the_tree_as_with_runc() {
         assert_eq!(outcome.code, Some(0), "{runtime:?}: {}", outcome.stderr);
         assert!(!outside.exists(), "{runtime:?} made {} outside the cgroup tree", outside.display());
         if let Runtime::Ours = runtime {
-            assert_eq!(TmpGroups::present(), Vec::<PathBuf>::new(), "ours left the groups above the leaf");
+            assert_eq!(groups_named("tmp"), Vec::<PathBuf>::new(), "ours left the groups above the leaf");
         }
     }
 }
@@ -1541,27 +1522,42 @@ fn a_create_killed_at_any_point_is_removed_by_delete_force() {
     }
 }
 
+/// The groups of this name (a path) that are there, in every tree.
+fn groups_named(name: &str) -> Vec<PathBuf> {
+    let trees = std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|tree| tree.path());
+    trees
+        .chain([PathBuf::from("/sys/fs/cgroup")])
+        .map(|tree| tree.join(name))
+        .filter(|g| g.is_dir())
+        .collect()
+}
+
 /// The groups of this name in every tree, whoever made them (runc makes
-/// them in trees podlab does not use), their processes killed, removed
-/// when this goes.
+/// them in trees podlab does not use), removed when this goes with all
+/// below them, deepest first, their processes killed.
 struct GroupsNamed(String);
 
 impl Drop for GroupsNamed {
     fn drop(&mut self) {
-        let trees = std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten().map(|tree| tree.path());
-        for group in trees.chain([PathBuf::from("/sys/fs/cgroup")]).map(|tree| tree.join(&self.0)) {
+        fn remove(group: &Path) {
+            for below in
+                std::fs::read_dir(group).into_iter().flatten().flatten().filter(|e| e.path().is_dir())
+            {
+                remove(&below.path());
+            }
             for pid in std::fs::read_to_string(group.join("cgroup.procs")).unwrap_or_default().lines() {
                 let pid = nix::unistd::Pid::from_raw(pid.parse().unwrap());
                 let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             }
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
             while group.exists()
-                && std::fs::remove_dir(&group).is_err()
+                && std::fs::remove_dir(group).is_err()
                 && std::time::Instant::now() < deadline
             {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
         }
+        groups_named(&self.0).iter().for_each(|group| remove(group));
     }
 }
 
@@ -1674,11 +1670,7 @@ fn a_hook_that_does_not_read_a_large_state_still_times_out_as_with_runc() {
     });
     for runtime in [Runtime::Runc, Runtime::Ours] {
         let id = unique_id();
-        let errors = bundle.path().join(format!("{id}.err"));
-        let mut create = runtime.command(&bundle);
-        create.args(["create", &id]).stdin(Stdio::null()).stdout(Stdio::null());
-        let code = create.stderr(std::fs::File::create(&errors).unwrap()).status().unwrap().code();
-        let said = std::fs::read_to_string(&errors).unwrap();
+        let (code, said) = runtime.told(&bundle, &["create", &id]);
         assert_ne!(code, Some(0), "{runtime:?} went on past the hook's timeout: {said}");
         if let Runtime::Ours = runtime {
             assert!(said.contains("did not end within its timeout of 1s"), "{said}");

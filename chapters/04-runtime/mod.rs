@@ -537,6 +537,7 @@ impl Runtime {
         console_socket: Option<&Path>,
         detach: bool,
     ) -> Result<Option<Exit>> {
+        self.check_preserved_fds()?;
         let state = self.state(id)?;
         if state.status != Status::Running {
             return Err(Error::new(format!(
