@@ -1,0 +1,105 @@
+//! Mounts: mount(2), umount2(2), pivot_root(2), chroot(2), and reading the mount table.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+use nix::unistd::{self};
+
+use super::{failed, flag_names, io_failed};
+use crate::error::Result;
+use crate::narrate;
+
+/// umount2(2) with MNT_DETACH: takes the mount out of the tree now, and
+/// lets the kernel finish when nothing uses it any more.
+pub fn umount_detach(path: &Path) -> Result<()> {
+    narrate!("umount2({path:?}, MNT_DETACH)");
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+        .map_err(|e| failed(format!("umount2({path:?})"), e))
+}
+
+/// The mount points at or below `dir`, deepest first, as this process's
+/// /proc/self/mountinfo lists them. Only looks.
+pub fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| io_failed("reading /proc/self/mountinfo".into(), e))?;
+    let mut found: Vec<PathBuf> = table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .filter(|mount_point| mount_point.starts_with(dir))
+        .collect();
+    // Deepest first, so that no mount is detached from under another.
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found.dedup();
+    Ok(found)
+}
+
+/// mountinfo writes space, tab, newline and backslash in paths as \ooo.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal =
+            bytes.get(i + 1..i + 4).and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// chroot(2): from now on this process resolves "/" to `path`. Nothing
+/// else changes: not the working directory, not open files, not mounts.
+pub fn chroot(path: &Path) -> Result<()> {
+    narrate!("chroot({path:?})");
+    unistd::chroot(path).map_err(|e| failed(format!("chroot({path:?})"), e))
+}
+
+/// mount(2). `None` for what a mount does not use, told as `none`.
+pub fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let shown = |p: Option<&Path>| p.map_or("none".to_string(), |p| format!("{p:?}"));
+    let data_shown = data.map(|d| format!(", {d:?}")).unwrap_or_default();
+    let call = format!(
+        "mount({}, {target:?}, {}, {}{data_shown})",
+        shown(source),
+        fstype.map_or("none".to_string(), |t| format!("{t:?}")),
+        flag_names(flags)
+    );
+    narrate!("{call}");
+    nix::mount::mount(source, target, fstype, flags, data).map_err(|e| failed(call, e))
+}
+
+/// pivot_root(2): makes `new_root` the root mount of this mount namespace
+/// and puts the old root at `put_old` (which may be `new_root` itself).
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> Result<()> {
+    narrate!("pivot_root({new_root:?}, {put_old:?})");
+    unistd::pivot_root(new_root, put_old)
+        .map_err(|e| failed(format!("pivot_root({new_root:?}, {put_old:?})"), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/tmp/a\040b\011c\134d"), "/tmp/a b\tc\\d");
+        assert_eq!(unescape_mountinfo(r"/plain/path"), "/plain/path");
+        // A backslash not followed by three octal digits is itself.
+        assert_eq!(unescape_mountinfo(r"/odd\9"), r"/odd\9");
+    }
+}
