@@ -101,6 +101,10 @@ pub enum Symptom {
     /// A call containing the second text was narrated, and no call
     /// containing the first came before it.
     NotBefore(&'static str, &'static str),
+    /// Calls containing both texts were narrated, the second first: two
+    /// calls made in the wrong order (where leaving one out is another
+    /// mistake).
+    Reversed(&'static str, &'static str),
     /// The run was killed for taking too long.
     Hangs,
 }
@@ -145,6 +149,10 @@ impl Symptom {
                 (_, None) => None,
                 (_, Some(b)) => Some(Evidence::Call(b)),
             },
+            Symptom::Reversed(first, then) => match (position(first), position(then)) {
+                (Some(a), Some(b)) if b < a => Some(Evidence::Call(b)),
+                _ => None,
+            },
             Symptom::NoneAfter(first, then) => {
                 let a = position(first)?;
                 (!run.calls().skip(a).any(|call| call.contains(then))).then_some(Evidence::Call(a))
@@ -163,6 +171,9 @@ impl Symptom {
             }
             Symptom::NotBefore(first, then) => {
                 format!("{} was called with no {} before it", call_name(then), call_name(first))
+            }
+            Symptom::Reversed(first, then) => {
+                format!("{} was called before {}", call_name(then), call_name(first))
             }
             Symptom::Hangs => "it did not end, and was killed".to_string(),
         }

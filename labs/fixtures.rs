@@ -218,6 +218,9 @@ pub fn sources_with(repo: &Path, target: &Path, level: &Level, file: &Path) -> R
     Ok(copy)
 }
 
+/// Makes `to` a copy of `from`: files that differ are written (the others
+/// keep their times, so cargo rebuilds only what changed), and what `from`
+/// no longer has is removed (a module moved from a file to a folder).
 fn sync_tree(from: &Path, to: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -226,6 +229,16 @@ fn sync_tree(from: &Path, to: &Path) -> std::io::Result<()> {
             sync_tree(&path, &to.join(entry.file_name()))?;
         } else {
             sync(&path, &to.join(entry.file_name()))?;
+        }
+    }
+    for entry in std::fs::read_dir(to)? {
+        let entry = entry?;
+        if !from.join(entry.file_name()).exists() {
+            if entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
         }
     }
     Ok(())

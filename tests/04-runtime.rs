@@ -1678,3 +1678,87 @@ fn a_hook_that_does_not_read_a_large_state_still_times_out_as_with_runc() {
         runtime.detached(&bundle, &["delete", "--force", &id]);
     }
 }
+
+/// Mount targets are paths in the container: a link on the way is
+/// followed, as runc follows it, but inside the rootfs, never out of it,
+/// whether it points out by an absolute path or by climbing with "..".
+#[test]
+fn mount_targets_through_links_stay_in_the_rootfs_as_with_runc() {
+    if !needs_runc("mount_targets_through_links_stay_in_the_rootfs_as_with_runc") {
+        return;
+    }
+    let bundle = Bundle::new("mount-links", |config| {
+        args_of(&["sh", "-c", "cut -d' ' -f2 /proc/mounts | grep -E '/(absolute|climbing|merged)$'"])(config);
+        let tmpfs = |at: &str| serde_json::json!({"destination": at, "type": "tmpfs", "source": "tmpfs"});
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        mounts.extend([tmpfs("/absolute/absolute"), tmpfs("/climbing/climbing"), tmpfs("/var/run/merged")]);
+    });
+    // Where the links point, on the host: it must stay as it is.
+    let outside = bundle.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    std::os::unix::fs::symlink(&outside, rootfs.join("absolute")).unwrap();
+    let climbing = format!("../../../../../../../..{}", outside.display());
+    std::os::unix::fs::symlink(climbing, rootfs.join("climbing")).unwrap();
+    // As real images have it, and a kubelet mounts secrets below it.
+    std::fs::create_dir_all(rootfs.join("var")).unwrap();
+    std::os::unix::fs::symlink("/run", rootfs.join("var/run")).unwrap();
+    let inside = |name: &str| format!("{}/{name}", outside.display());
+    let expected = format!("{}\n{}\n/run/merged\n", inside("absolute"), inside("climbing"));
+    let runc = runs_as_with_runc(&bundle, "links on the way to mount targets", |out| out == expected);
+    assert_eq!(runc.code, Some(0));
+    let left: Vec<_> = std::fs::read_dir(&outside).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(left, Vec::<PathBuf>::new(), "a mount target was made outside the rootfs");
+    assert!(rootfs.join(outside.strip_prefix("/").unwrap()).join("absolute").is_dir());
+}
+
+/// The race behind CVE-2021-30465: while containers start, a directory on
+/// the way to a mount target is swapped, again and again, for a link out of
+/// the rootfs. Whatever the timing, nothing is made or mounted outside: each
+/// step is resolved inside the root, and the mount is made through the
+/// descriptor the resolution gave, not the path.
+#[test]
+fn a_link_swapped_in_while_mounting_never_leads_out() {
+    if !needs_root_and_busybox("a_link_swapped_in_while_mounting_never_leads_out") {
+        return;
+    }
+    let bundle = Bundle::new("mount-race", |config| {
+        args_of(&["true"])(config);
+        let target =
+            serde_json::json!({"destination": "/race/deep/target", "type": "tmpfs", "source": "tmpfs"});
+        config["mounts"].as_array_mut().unwrap().push(target);
+    });
+    let outside = bundle.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    std::fs::create_dir(rootfs.join("race")).unwrap();
+    std::os::unix::fs::symlink(&outside, rootfs.join("swapped")).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, rootfs) = (stop.clone(), rootfs.clone());
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let cwd = nix::fcntl::AT_FDCWD;
+                let exchange = nix::fcntl::RenameFlags::RENAME_EXCHANGE;
+                nix::fcntl::renameat2(cwd, &rootfs.join("race"), cwd, &rootfs.join("swapped"), exchange)
+                    .unwrap();
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let mut started = 0;
+    for _ in 0..40 {
+        // A run may fail (the target is not a directory at that instant);
+        // none may reach outside.
+        if Runtime::Ours.detached(&bundle, &["run", &unique_id()]) == Some(0) {
+            started += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    let left: Vec<_> = std::fs::read_dir(&outside).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(left, Vec::<PathBuf>::new(), "made outside the rootfs in {started} runs and {swaps} swaps");
+    assert!(started > 0, "no run started in {swaps} swaps");
+}

@@ -8,31 +8,40 @@ use nix::mount::MsFlags;
 use nix::unistd::Pid;
 
 use crate::error::Result;
-use crate::kernel;
+use crate::kernel::{self, Root};
 
 use super::{IdMap, Kind, Mount};
-use crate::chroot;
 
 // ANCHOR: pivot_into
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
 /// tree, with `mounts` made inside it, and lets go of the host's root.
 /// `before_pivot` runs once the mounts are made, while the host's files are
-/// still in view (level 4 runs its createContainer hooks there).
-pub fn pivot_into(rootfs: &Path, mounts: &[Mount], before_pivot: impl FnOnce() -> Result<()>) -> Result<()> {
+/// still in view, with the rootfs opened as a root to make things in
+/// (level 4 makes its devices there and runs its createContainer hooks).
+pub fn pivot_into(
+    rootfs: &Path,
+    mounts: &[Mount],
+    before_pivot: impl FnOnce(&Root) -> Result<()>,
+) -> Result<()> {
     // Our mount namespace began as a copy of the host's, and its mounts may
     // still share events with the host's: make every one private first, so
     // that nothing we mount or unmount from here on reaches the host.
     kernel::mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
     // pivot_root wants the new root to be a mount point: bind it onto itself.
     kernel::mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    // The rootfs as a root to resolve targets in, opened now that the bind
+    // is there: a descriptor taken before it would hold the directory
+    // underneath, and mounts made through it would be hidden by the bind.
+    let root = Root::open(rootfs)?;
     // The container's own file systems: a proc of its own, for one (it
     // shows the processes of the PID namespace that mounts it). Mounted
     // before the pivot, while the host's /proc is still in view (the kernel
-    // wants to see one before it allows another).
+    // wants to see one before it allows another). A target is a path in
+    // the container: resolved inside the root, mounted on through the
+    // descriptor that resolution gave.
     for mount in mounts {
-        let target = chroot::path_inside(rootfs, &mount.target)?;
-        kernel::mkdir_all(&target)?;
-        kernel::mount(
+        let target = root.make_dirs(&mount.target)?;
+        kernel::mount_on(
             mount.source.as_deref(),
             &target,
             mount.fstype.as_deref(),
@@ -40,7 +49,7 @@ pub fn pivot_into(rootfs: &Path, mounts: &[Mount], before_pivot: impl FnOnce() -
             mount.data.as_deref(),
         )?;
     }
-    before_pivot()?;
+    before_pivot(&root)?;
     // pivot_root(".", "."): the new root becomes "/", and the old root is
     // stacked on top of it, on the same directory...
     kernel::chdir(rootfs)?;

@@ -980,11 +980,15 @@ fn set_up_inside(
     if has(CloneFlags::CLONE_NEWNS) {
         // The devices go in while the host's /dev is still in view: in a
         // user namespace they cannot be made, only bound from there.
-        namespaces::pivot_into(&plan.rootfs, &plan.mounts, || {
+        namespaces::pivot_into(&plan.rootfs, &plan.mounts, |root| {
             for (link, points_at) in &plan.links {
-                kernel::symlink(points_at, &chroot::path_inside(&plan.rootfs, link)?)?;
+                let (Some(dir), Some(name)) = (link.parent(), link.file_name().and_then(|n| n.to_str()))
+                else {
+                    return Err(Error::new(format!("{} cannot be a link", link.display())));
+                };
+                root.make_dirs(dir)?.symlink(points_at, name)?;
             }
-            create_default_devices(&plan.rootfs, in_a_user_namespace)?;
+            create_default_devices(root, in_a_user_namespace)?;
             before_pivot()
         })?;
     } else {
@@ -1155,31 +1159,27 @@ const DEFAULT_LINKS: [(&str, &str); 5] = [
     ("ptmx", "pts/ptmx"),
 ];
 
-/// Makes them in `rootfs`'s /dev: with mknod, or, in a user namespace
-/// (where mknod is not allowed), as bind mounts of the host's own.
-fn create_default_devices(rootfs: &Path, bind_the_hosts: bool) -> Result<()> {
-    // path_inside: a rootfs's /dev that is a symbolic link must not lead
-    // our mknods out of it.
-    let dev = chroot::path_inside(rootfs, Path::new("/dev"))?;
-    kernel::mkdir_all(&dev)?;
+/// Makes them in the rootfs's /dev: with mknod, or, in a user namespace
+/// (where mknod is not allowed), as bind mounts of the host's own. Each is
+/// made in /dev's descriptor, found inside the root: a /dev that is a link
+/// leads somewhere inside the rootfs, never to the host's /dev.
+fn create_default_devices(root: &kernel::Root, bind_the_hosts: bool) -> Result<()> {
+    let dev = root.make_dirs(Path::new("dev"))?;
     for (name, major, minor) in DEFAULT_DEVICES {
-        let path = dev.join(name);
-        if std::fs::symlink_metadata(&path).is_ok() {
+        if dev.has(name) {
             continue;
         }
         if bind_the_hosts {
-            kernel::write_file(&path, "")?;
+            let file = dev.file(name)?;
             let host = Path::new("/dev").join(name);
-            kernel::mount(Some(&host), &path, None, nix::mount::MsFlags::MS_BIND, None)?;
+            kernel::mount_on(Some(&host), &file, None, nix::mount::MsFlags::MS_BIND, None)?;
         } else {
-            kernel::mknod_char(&path, major, minor, 0o666)?;
-            kernel::chmod(&path, 0o666)?;
+            dev.mknod_char(name, major, minor, 0o666)?;
         }
     }
     for (name, target) in DEFAULT_LINKS {
-        let path = dev.join(name);
-        if std::fs::symlink_metadata(&path).is_err() {
-            kernel::symlink(Path::new(target), &path)?;
+        if !dev.has(name) {
+            dev.symlink(Path::new(target), name)?;
         }
     }
     Ok(())

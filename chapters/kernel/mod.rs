@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 
 mod files;
 pub use files::*;
+mod inside;
+pub use inside::{Inside, Root};
 mod mounts;
 pub use mounts::*;
 mod processes;

@@ -71,16 +71,42 @@ pub fn mount(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<()> {
+    mount_told(source, target, &format!("{target:?}"), fstype, flags, data)
+}
+
+fn mount_told(
+    source: Option<&Path>,
+    target: &Path,
+    target_shown: &str,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
     let shown = |p: Option<&Path>| p.map_or("none".to_string(), |p| format!("{p:?}"));
     let data_shown = data.map(|d| format!(", {d:?}")).unwrap_or_default();
     let call = format!(
-        "mount({}, {target:?}, {}, {}{data_shown})",
+        "mount({}, {target_shown}, {}, {}{data_shown})",
         shown(source),
         fstype.map_or("none".to_string(), |t| format!("{t:?}")),
         flag_names(flags)
     );
     narrate!("{call}");
     nix::mount::mount(source, target, fstype, flags, data).map_err(|e| failed(call, e))
+}
+
+/// mount(2) onto a file or directory found inside a root, reached through
+/// its descriptor (/proc/self/fd/N), so that the mount lands on the very
+/// file that was resolved, whatever has happened to its path since.
+pub fn mount_on(
+    source: Option<&Path>,
+    target: &super::Inside,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let through = target.through_proc();
+    let shown = format!("{through:?} = {:?} in the root", target.path());
+    mount_told(source, &through, &shown, fstype, flags, data)
 }
 
 /// pivot_root(2): makes `new_root` the root mount of this mount namespace

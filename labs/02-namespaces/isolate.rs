@@ -16,15 +16,19 @@ use nix::mount::MsFlags;
 use nix::unistd::Pid;
 
 use crate::error::Result;
-use crate::kernel;
+use crate::kernel::{self, Root};
 
 use super::{IdMap, Kind, Mount};
-use crate::chroot;
 
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
 /// tree, with `mounts` made inside it, and lets go of the host's root.
-/// `before_pivot` runs once the mounts are made, before the pivot.
-pub fn pivot_into(rootfs: &Path, mounts: &[Mount], before_pivot: impl FnOnce() -> Result<()>) -> Result<()> {
+/// `before_pivot` runs once the mounts are made, before the pivot, with the
+/// rootfs opened as a root to make things in.
+pub fn pivot_into(
+    rootfs: &Path,
+    mounts: &[Mount],
+    before_pivot: impl FnOnce(&Root) -> Result<()>,
+) -> Result<()> {
     todo!(
         "make rootfs the root of this namespace's whole mount tree, with `mounts` made in it and \
          before_pivot run before the switch, and nothing of the host's root left; \

@@ -3,7 +3,7 @@
 //! labs/02-namespaces/fixtures/ holds a wrong solution for each of several.
 
 use crate::Mistake;
-use crate::Symptom::{Lacks, NoneAfter, NotBefore, Says};
+use crate::Symptom::{Lacks, NoneAfter, NotBefore, Reversed, Says};
 
 /// The scenarios that switch to the rootfs with pivot_root.
 const PIVOTING: &[&str] = &["pid", "mount", "escape", "ipc", "user", "all"];
@@ -11,6 +11,11 @@ const PIVOTING: &[&str] = &["pid", "mount", "escape", "ipc", "user", "all"];
 const OLD_ROOT_KEPT: &str = "the host's whole file tree is still in the container: pivot_root(2) does not \
      remove the old root, it moves it (here, onto the new root itself, or onto the directory you gave), \
      and it stays there, reachable, until it is detached";
+
+const ROOT_BEFORE_BIND: &str = "the container has no /proc of its own (ps shows no process): was it \
+     mounted underneath? A descriptor holds the directory it was opened on, of the mount that was there \
+     then: a root opened before the rootfs is bound onto itself holds the directory under the bind, and \
+     mounts made through it are hidden once the bind is on top. Open the root after the bind";
 
 pub const MISTAKES: &[Mistake] = &[
     Mistake {
@@ -28,6 +33,15 @@ pub const MISTAKES: &[Mistake] = &[
         shows_as: Says("pivot_root("),
         hint: "pivot_root(2) wants the new root to be a mount point, not just a directory: make the rootfs \
                one by mounting it onto itself (a bind mount) before the switch",
+    },
+    Mistake {
+        name: "root-before-bind",
+        scenarios: PIVOTING,
+        shows_as: Reversed(
+            "mount(\"/tmp/podlab-[id]/rootfs\", \"/tmp/podlab-[id]/rootfs\"",
+            "open(\"/tmp/podlab-[id]/rootfs\", O_PATH|O_DIRECTORY",
+        ),
+        hint: ROOT_BEFORE_BIND,
     },
     Mistake {
         name: "old-root-kept",
@@ -57,5 +71,11 @@ pub const MISTAKES: &[Mistake] = &[
         scenarios: &["join"],
         shows_as: Lacks("PID   COMMAND"),
         hint: OLD_ROOT_KEPT,
+    },
+    Mistake {
+        name: "root-before-bind",
+        scenarios: &["join"],
+        shows_as: Lacks("    1 sleep"),
+        hint: ROOT_BEFORE_BIND,
     },
 ];
