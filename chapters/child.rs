@@ -154,19 +154,25 @@ pub fn spawn_in_new_namespaces(
     let (report_read, report_write) = kernel::pipe_cloexec()?;
     let (go_read, go_write) = kernel::pipe_cloexec()?;
     let go = (go_read, go_write);
+    let parent = kernel::pidfd_open(nix::unistd::getpid())?;
     let run_child = || {
         let report = std::cell::Cell::new(Some(report_write.as_raw_fd()));
         // A READY byte, then closing our end of the report pipe, tells the
         // parent we are ready: a quick program may be gone before the
         // parent looks, so the byte, not our being alive, is the news.
+        // From then on the container outlives its creator, as it must.
         let mut ready = || {
             if let Some(fd) = report.take() {
+                let _ = kernel::outlive_parent();
                 // SAFETY: the fd is our end of the report pipe, still open.
                 let _ = nix::unistd::write(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, &[READY]);
                 unsafe { nix::libc::close(fd) };
             }
         };
-        if !let_go(&go.0, &go.1) {
+        // Until it is ready, a child whose creator was killed must not go
+        // on alone: before the word to go, the end of the pipe tells it;
+        // after, while it sets itself up, the parent-death signal.
+        if !let_go(&go.0, &go.1) || kernel::die_with_parent(&parent).is_err() {
             return 1;
         }
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| setup(&mut ready)));

@@ -402,8 +402,10 @@ pub fn normalize(text: &str) -> String {
     // The host's process ids, where the narration and a runtime's state
     // tell them (0 in cgroup.procs is "me", the same in every run).
     static HOST_PID: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r#"(/proc/|child pid |--join |"pid": |kill\(|cgroup\.procs", ")[1-9][0-9]*(?-u:\b)"#)
-            .unwrap()
+        Regex::new(
+            r#"(/proc/|child pid |--join |"pid": |kill\(|pidfd_open\(|cgroup\.procs", ")[1-9][0-9]*(?-u:\b)"#,
+        )
+        .unwrap()
     });
     // When a container was created, as RFC 3339 writes it.
     static TIME: LazyLock<Regex> = LazyLock::new(|| {

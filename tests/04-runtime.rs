@@ -1762,3 +1762,83 @@ fn a_link_swapped_in_while_mounting_never_leads_out() {
     assert_eq!(left, Vec::<PathBuf>::new(), "made outside the rootfs in {started} runs and {swaps} swaps");
     assert!(started > 0, "no run started in {swaps} swaps");
 }
+
+/// A memory limit below what the container uses: a v1 kernel refuses it
+/// (EBUSY) once it cannot reclaim enough, and runc says so with the usage;
+/// ours says it in a sentence too, and the container runs on as it was.
+#[test]
+fn a_memory_limit_below_usage_is_refused_as_by_runc() {
+    if !needs_runc("a_memory_limit_below_usage_is_refused_as_by_runc") {
+        return;
+    }
+    let v1 = podlab::cgroups::Version::of_this_machine().ok() == Some(podlab::cgroups::Version::V1);
+    let mut codes = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let bundle = Bundle::new("update-below", args_of(&["sleep", "30"]));
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0));
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0));
+        let (code, said) = runtime.told(&bundle, &["update", "--memory", "4096", &id]);
+        let status = runtime.state(&bundle, &id).unwrap()["status"].clone();
+        if v1 {
+            let phrase = match runtime {
+                Runtime::Runc => "unable to set memory limit to 4096 (current usage:",
+                _ => "the kernel refused a memory limit of 4096 bytes: the container uses ",
+            };
+            assert!(said.contains(phrase), "{runtime:?}: {said}");
+            assert_eq!(status, "running", "{runtime:?}");
+        }
+        codes.push(code);
+        assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+    }
+    assert_eq!(codes[1], codes[0], "ours (left), runc's (right)");
+}
+
+/// A runtime killed after it let the first process go, while that process
+/// sets itself up (here, while its createContainer hook runs): the process
+/// dies with it (the parent-death signal), rather than finish its set-up
+/// alone and wait forever for a start that no one will send.
+#[test]
+fn a_runtime_killed_while_the_container_sets_up_leaves_no_process() {
+    if !needs_runc("a_runtime_killed_while_the_container_sets_up_leaves_no_process") {
+        return;
+    }
+    use podlab::cgroups::{Cgroup, Version};
+    let version = Version::of_this_machine().unwrap();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let bundle = Bundle::new("killed-setting-up", |config| {
+            args_of(&["true"])(config);
+            config["linux"]["cgroupsPath"] = format!("/{id}").into();
+        });
+        let marker = bundle.path().join("hook-ran");
+        let script = format!("touch {}; sleep 1", marker.display());
+        let file = bundle.path().join("config.json");
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let hook = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+        config["hooks"] = serde_json::json!({"createContainer": [hook]});
+        std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        let _groups = GroupsNamed(id.clone());
+        let mut create = runtime.command(&bundle);
+        create.args(["create", &id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        let mut create = create.spawn().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !marker.exists() {
+            assert!(std::time::Instant::now() < deadline, "{runtime:?}: the hook never ran");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        create.kill().unwrap();
+        create.wait().unwrap();
+        // The hook ends within a second; a first process that outlived the
+        // runtime would be there for good.
+        let cgroup = Cgroup::existing(version, &id, &[]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(4);
+        while !cgroup.members().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let left = cgroup.members();
+        cgroup.keep();
+        let _ = runtime.detached(&bundle, &["delete", "--force", &id]);
+        assert_eq!(left, vec![], "{runtime:?} left its container's first process running");
+    }
+}

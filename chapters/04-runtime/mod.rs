@@ -355,7 +355,7 @@ impl Runtime {
         let cgroup = self
             .cgroup(&self.record(id)?)
             .ok_or_else(|| Error::new(format!("container {id} has no cgroup to update")))?;
-        write_limits(&cgroup, limits)?;
+        write_limits_told(&cgroup, limits)?;
         cpu_shares.map_or(Ok(()), |shares| write_cpu_shares(&cgroup, shares))
     }
 
@@ -445,7 +445,7 @@ impl Runtime {
         // Level 3's group, with the config's limits; the first process goes
         // in from outside before it does anything, as all its children will.
         let cgroup = Cgroup::create_for_a_container(version, record.cgroup.as_deref().unwrap_or_default())?;
-        write_limits(&cgroup, &plan.limits)?;
+        write_limits_told(&cgroup, &plan.limits)?;
         if let Some(shares) = plan.cpu_shares {
             write_cpu_shares(&cgroup, shares)?;
         }
@@ -1114,6 +1114,27 @@ fn run_hooks(hooks: &[config::Hook], state: &State, which: &str) -> Result<()> {
     Ok(())
 }
 // ANCHOR_END: run_hooks
+
+/// Level 3's limits, written into a group that may hold processes already
+/// (at update; at create the first process joins after). A memory limit
+/// below what they use is refused by a v1 kernel (EBUSY) once it cannot
+/// reclaim enough: said as such, with the usage, as runc says it. (v2 takes
+/// the limit and OOM-kills instead.)
+fn write_limits_told(cgroup: &Cgroup, limits: &Limits) -> Result<()> {
+    write_limits(cgroup, limits).map_err(|error| {
+        let usage = cgroup.number("memory", "memory.usage_in_bytes");
+        match (limits.memory, usage) {
+            (Some(limit), Some(usage)) if usage > limit && error.to_string().contains("EBUSY") => {
+                let peak = cgroup.number("memory", "memory.max_usage_in_bytes").unwrap_or(usage);
+                Error::new(format!(
+                    "the kernel refused a memory limit of {limit} bytes: the container uses {usage} bytes \
+                     already ({peak} at its peak), more than it could reclaim; give a limit above its usage"
+                ))
+            }
+            _ => error,
+        }
+    })
+}
 
 /// Read-only paths become read-only bind mounts of themselves; masked paths
 /// disappear under an empty read-only tmpfs (a directory) or /dev/null (a

@@ -2,6 +2,7 @@
 //! passing signals on to a child.
 
 use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -120,6 +121,53 @@ pub fn kill(pid: Pid, signal: Signal) -> Result<()> {
     }
     narrate!("kill({pid}, {signal:?})");
     signal::kill(pid, signal).map_err(|e| failed(format!("kill({pid}, {signal:?})"), e))
+}
+
+/// pidfd_open(2): a descriptor of process `pid` itself, not of a number
+/// that may be given to another process once it ends (Linux 5.3). It
+/// becomes readable when the process ends.
+pub fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    narrate!("pidfd_open({pid})");
+    // SAFETY: pidfd_open takes two integers and touches no memory of ours.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
+    if fd < 0 {
+        return Err(match Errno::last() {
+            Errno::ENOSYS => {
+                Error::new("pidfd_open(2) is missing: this kernel is older than Linux 5.3; use a newer one")
+            }
+            errno => failed(format!("pidfd_open({pid})"), errno),
+        });
+    }
+    // SAFETY: the kernel just made this descriptor for us (close-on-exec).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether the process a pidfd names has ended. Only looks (poll(2)).
+pub fn has_ended(process: &OwnedFd) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(process.as_fd(), PollFlags::POLLIN)];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
+}
+
+/// prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process when the
+/// thread that made it ends, so that a child half set up never outlives a
+/// parent that was killed while it worked. `parent` (a pidfd) is who made
+/// us: if it ended before the call, we say so.
+pub fn die_with_parent(parent: &OwnedFd) -> Result<()> {
+    narrate!("prctl(PR_SET_PDEATHSIG, SIGKILL): until it is set up, it dies with its parent");
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+        .map_err(|e| failed("prctl(PR_SET_PDEATHSIG)".into(), e))?;
+    if has_ended(parent) {
+        return Err(Error::new("the process that made this one is gone: giving up"));
+    }
+    Ok(())
+}
+
+/// prctl(PR_SET_PDEATHSIG, 0): from now on this process outlives its parent.
+pub fn outlive_parent() -> Result<()> {
+    narrate!("prctl(PR_SET_PDEATHSIG, 0): set up, it outlives its parent now");
+    nix::sys::prctl::set_pdeathsig(None).map_err(|e| failed("prctl(PR_SET_PDEATHSIG, 0)".into(), e))
 }
 
 /// fork(2). In the child, narration is indented one step.
