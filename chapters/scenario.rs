@@ -403,7 +403,7 @@ pub fn normalize(text: &str) -> String {
     // tell them (0 in cgroup.procs is "me", the same in every run).
     static HOST_PID: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r#"(/proc/|child pid |--join |"pid": |kill\(|pidfd_open\(|cgroup\.procs", ")[1-9][0-9]*(?-u:\b)"#,
+            r#"(/proc/|child pid |--join |"pid": |kill\(|pidfd_open\(|pidfd of |cgroup\.procs", ")[1-9][0-9]*(?-u:\b)"#,
         )
         .unwrap()
     });

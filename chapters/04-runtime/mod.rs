@@ -19,7 +19,7 @@ mod handshake;
 use std::collections::BTreeMap;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 pub use config::{load_process, load_resources, Plan, ProcessPlan};
 use handshake::{mount_options, release, wait_for_start};
@@ -593,9 +593,15 @@ impl Runtime {
         if state.status == Status::Stopped || state.status == Status::Creating {
             return Err(Error::new(format!("cannot kill container {id}: it is {}", state.status)));
         }
-        match (all, self.cgroup(&self.record(id)?)) {
+        let record = self.record(id)?;
+        match (all, self.cgroup(&record)) {
             (true, Some(cgroup)) => kernel::kill_each(&cgroup.members(), signal, "in the container's cgroup"),
-            _ => kernel::kill(Pid::from_raw(state.pid), signal),
+            // Through a pidfd, once the start time says it is the process
+            // the record means: a pid alone may be another's by now.
+            _ => match kernel::Process::open(Pid::from_raw(state.pid), record.start_time)? {
+                Some(process) => process.signal(signal),
+                None => Err(Error::new(format!("cannot kill container {id}: its process has ended"))),
+            },
         }
     }
 
@@ -624,11 +630,13 @@ impl Runtime {
             // One being made has no process of its own yet: its maker is
             // ended instead, and what it made is removed below.
             let record = self.record(id)?;
-            let process = if state.status == Status::Creating { record.creator } else { state.pid };
-            kernel::kill(Pid::from_raw(process), Signal::SIGKILL)?;
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while self.state(id)?.status != Status::Stopped && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
+            let (pid, start_time) = match state.status {
+                Status::Creating => (record.creator, record.creator_start_time),
+                _ => (state.pid, record.start_time),
+            };
+            if let Some(process) = kernel::Process::open(Pid::from_raw(pid), start_time)? {
+                process.signal(Signal::SIGKILL)?;
+                process.wait_for_end(Duration::from_secs(10));
             }
         }
         // poststop hooks, with the bundle's config as it is now; a failing
@@ -1241,14 +1249,9 @@ fn find_program(name: &str, env: &[String]) -> Result<PathBuf> {
         .ok_or_else(|| Error::new(format!("there is no {name:?} in the container's PATH ({path})")))
 }
 
-/// The start time of process `pid` (field 22 of /proc/PID/stat), if it is
-/// alive and not a zombie.
+/// When process `pid` started (see [`kernel::start_time`]).
 fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The name, field 2, is in parentheses and may hold anything: read after it.
-    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-    (fields.first() != Some(&"Z")).then_some(())?;
-    fields.get(19)?.parse().ok()
+    kernel::start_time(Pid::from_raw(pid))
 }
 
 /// A time as RFC 3339 in UTC with nanoseconds, as runc writes `created`.

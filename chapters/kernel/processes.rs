@@ -2,7 +2,7 @@
 //! passing signals on to a child.
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
@@ -112,15 +112,80 @@ pub fn kill_each(pids: &[Pid], signal: Signal, whose: &str) -> Result<()> {
     Ok(())
 }
 
-/// kill(2).
-pub fn kill(pid: Pid, signal: Signal) -> Result<()> {
-    // 0 and below name process groups, -1 every process: never what a
-    // record of ours means.
-    if pid.as_raw() <= 0 {
-        return Err(Error::new(format!("refusing kill({pid}): that is not one process")));
+/// A process held by a pidfd: the process itself, not its number, which
+/// the kernel gives to another process once this one has ended and been
+/// reaped. Signals sent through it reach this process or none.
+pub struct Process {
+    fd: OwnedFd,
+    pid: Pid,
+}
+
+impl Process {
+    /// Process `pid`, if it is still the one that started at `start_time`
+    /// (see [`start_time`]); `None` if it has ended. The start time is read
+    /// after the pidfd is open: a match then proves the pidfd is of the
+    /// process a record means, not of a newcomer with its number.
+    pub fn open(pid: Pid, start_time: u64) -> Result<Option<Process>> {
+        // 0 and below name process groups, -1 every process: never what a
+        // record of ours means.
+        if pid.as_raw() <= 0 {
+            return Err(Error::new(format!("refusing to signal {pid}: that is not one process")));
+        }
+        let fd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(_) if self::start_time(pid).is_none() => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        Ok((self::start_time(pid) == Some(start_time)).then_some(Process { fd, pid }))
     }
-    narrate!("kill({pid}, {signal:?})");
-    signal::kill(pid, signal).map_err(|e| failed(format!("kill({pid}, {signal:?})"), e))
+
+    /// pidfd_send_signal(2).
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        narrate!("pidfd_send_signal(pidfd of {}, {signal:?})", self.pid);
+        // SAFETY: no siginfo is passed; the kernel reads nothing of ours.
+        let sent = unsafe {
+            nix::libc::syscall(
+                nix::libc::SYS_pidfd_send_signal,
+                self.fd.as_raw_fd(),
+                signal as nix::libc::c_int,
+                std::ptr::null::<nix::libc::siginfo_t>(),
+                0,
+            )
+        };
+        if sent < 0 {
+            return Err(failed(format!("pidfd_send_signal({}, {signal:?})", self.pid), Errno::last()));
+        }
+        Ok(())
+    }
+
+    /// Waits, at most `limit`, for the process to end (poll(2) on its
+    /// pidfd, which becomes readable then); whether it did.
+    pub fn wait_for_end(&self, limit: std::time::Duration) -> bool {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, timeout) {
+                Ok(0) => return false,
+                Ok(_) => return true,
+                Err(Errno::EINTR) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of
+/// /proc/PID/stat), if it is alive and not a zombie: with the pid, what
+/// tells one process from a later one given the same number. Only looks.
+pub fn start_time(pid: Pid) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name, field 2, is in parentheses and may hold anything: read after it.
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    (fields.first() != Some(&"Z")).then_some(())?;
+    fields.get(19)?.parse().ok()
 }
 
 /// pidfd_open(2): a descriptor of process `pid` itself, not of a number
