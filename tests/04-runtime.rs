@@ -1842,3 +1842,39 @@ fn a_runtime_killed_while_the_container_sets_up_leaves_no_process() {
         assert_eq!(left, vec![], "{runtime:?} left its container's first process running");
     }
 }
+
+/// An attached `exec` passes the signals it gets on to its process and
+/// waits for it, as runc's does, rather than die and leave the process
+/// running in the container.
+#[test]
+fn exec_passes_signals_on_as_runc_does() {
+    if !needs_runc("exec_passes_signals_on_as_runc_does") {
+        return;
+    }
+    // The sleep's stdout is not the pipe: it outlives the shell (and runc's
+    // exec waits for it to end too, hence a short one).
+    let script = "trap 'echo got TERM; exit 3' TERM; echo ready; sleep 3 >/dev/null & wait";
+    let bundle = Bundle::new("exec-signals", args_of(&["sleep", "60"]));
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        assert_eq!(runtime.detached(&bundle, &["create", &id]), Some(0), "{runtime:?}");
+        assert_eq!(runtime.detached(&bundle, &["start", &id]), Some(0), "{runtime:?}");
+        let mut exec = runtime.command(&bundle);
+        exec.args(["exec", &id, "sh", "-c", script]).stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut exec = common::TerminateOnDrop(exec.stderr(Stdio::null()).spawn().unwrap());
+        let mut stdout = std::io::BufReader::new(exec.0.stdout.take().unwrap());
+        let mut ready = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
+        assert_eq!(ready, "ready\n", "{runtime:?}");
+        let pid = nix::unistd::Pid::from_raw(exec.0.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = exec.0.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        seen.push((status.code(), rest));
+        assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+    }
+    assert_eq!(seen[0], (Some(3), "got TERM\n".to_string()), "runc");
+    assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
+}

@@ -557,6 +557,11 @@ impl Runtime {
         namespaces::join(first, &namespaces::namespaces_of(first)?)?;
         // Joined its mount namespace: the program is looked up in its files.
         let program = find_program(&process.args[0], &process.env)?;
+        // Attached, we wait for it: Ctrl-C, kill and a closed terminal go to
+        // it, as with runc, and we live on to report how it ended.
+        if !detach {
+            kernel::forward_signals_to_child()?;
+        }
         let child = spawn_in_new_namespaces(CloneFlags::empty(), None, None, |ready| {
             if let Some(console) = &console {
                 give_a_terminal(console)?;
@@ -572,7 +577,10 @@ impl Runtime {
         if detach {
             return Ok(None);
         }
-        match kernel::waitpid(child)? {
+        kernel::set_signal_target(Some(child));
+        let waited = kernel::waitpid(child);
+        kernel::set_signal_target(None);
+        match waited? {
             nix::sys::wait::WaitStatus::Exited(_, code) => Ok(Some(Exit::Code(code))),
             nix::sys::wait::WaitStatus::Signaled(_, signal, _) => Ok(Some(Exit::Signal(signal))),
             other => Err(Error::new(format!("the process ended in an unexpected way: {other:?}"))),
