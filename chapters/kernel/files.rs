@@ -1,13 +1,13 @@
 //! Files and directories: making, changing, opening and removing them.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use nix::unistd::{self};
+use nix::unistd;
 
 use super::{failed, io_failed};
 use super::{mounts_under, umount_detach};
@@ -218,29 +218,33 @@ pub fn open_read_nonblocking(path: &Path) -> Result<OwnedFd> {
 
 /// read(2) from a FIFO opened without waiting, until a writer has come,
 /// written, and closed its end; what it wrote. Not told: it only reads
-/// (and the writer is telling its own calls meanwhile). `writer_may_come`
-/// is asked while no writer has come: when it says no, the wait ends, with
-/// nothing.
+/// (and the writer is telling its own calls meanwhile). Between reads it
+/// sleeps in poll(2), woken by the writer's bytes or its close.
+/// `writer_may_come` is asked while no writer is there, at least every
+/// tenth of a second: when it says no, the wait ends, with nothing. A
+/// writer that closes without writing ends it with nothing too.
 pub fn read_until_closed(fd: &OwnedFd, what: &str, writer_may_come: impl Fn() -> bool) -> Result<Vec<u8>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut bytes = Vec::new();
-    let started = std::time::Instant::now();
     loop {
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(100u8)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(failed(format!("poll({what})"), e)),
+        }
+        // Linux tells a hang-up on a FIFO only once a writer has come and
+        // gone, never before the first one comes.
+        let came_and_went = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLHUP));
         let mut buffer = [0u8; 64];
         match unistd::read(fd, &mut buffer) {
-            Ok(0) if !bytes.is_empty() => break,
+            // No writer: none has come yet, or it came and went.
+            Ok(0) if !bytes.is_empty() || came_and_went => break,
+            Ok(0) if !writer_may_come() => break,
             Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            // A writer, with nothing written yet.
             Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
             Err(e) => return Err(failed(format!("read({what})"), e)),
         }
-        // A writer that came holds its end open a moment; one that did not
-        // may be gone for good.
-        if bytes.is_empty() && !writer_may_come() {
-            break;
-        }
-        if started.elapsed() > std::time::Duration::from_secs(10) {
-            return Err(Error::new(format!("read({what}): no writer came and went within 10 s")));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
     }
     Ok(bytes)
 }

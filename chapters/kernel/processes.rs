@@ -192,8 +192,13 @@ pub fn start_time(pid: Pid) -> Option<u64> {
 /// that may be given to another process once it ends (Linux 5.3). It
 /// becomes readable when the process ends.
 pub fn pidfd_open(pid: Pid) -> Result<OwnedFd> {
-    use std::os::fd::FromRawFd;
     narrate!("pidfd_open({pid})");
+    pidfd_open_untold(pid)
+}
+
+/// pidfd_open(2) for a call that tells it as part of its own line.
+fn pidfd_open_untold(pid: Pid) -> Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes two integers and touches no memory of ours.
     let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
@@ -368,7 +373,8 @@ pub fn run_with_input(
 ) -> Result<std::process::ExitStatus> {
     use std::io::Write;
     use std::os::unix::process::CommandExt;
-    narrate!("fork() + execve({program:?}, {argv:?}) with {what} on its stdin");
+    // Told before it runs: what it prints comes after.
+    narrate!("fork() + execve({program:?}, {argv:?}) with {what} on its stdin, waited for through a pidfd");
     let call = || format!("running {program:?}");
     let mut command = std::process::Command::new(program);
     if let Some((first, rest)) = argv.split_first() {
@@ -376,17 +382,36 @@ pub fn run_with_input(
     }
     command.env_clear().envs(env.iter().filter_map(|pair| pair.split_once('=')));
     let mut child = command.stdin(std::process::Stdio::piped()).spawn().map_err(|e| io_failed(call(), e))?;
+    // Our child, not yet reaped: its pid is still its own.
+    let process = pidfd_open_untold(Pid::from_raw(child.id() as i32))?;
     // The input goes in as the program takes it, without waiting on it: a
     // program that does not read its stdin (no error) would otherwise hold
-    // us in write(2) once the pipe is full (64 KiB), past any timeout.
+    // us in write(2) once the pipe is full (64 KiB), past any timeout. We
+    // sleep in poll(2) until the pipe has room, the program ends, or the
+    // timeout comes.
     let mut stdin = child.stdin.take();
     if let Some(pipe) = &stdin {
         let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
     }
     let mut written = 0;
-    let started = std::time::Instant::now();
+    let deadline = timeout.map(|limit| std::time::Instant::now() + limit);
     loop {
-        if let Some(pipe) = stdin.as_mut() {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let left = deadline.map(|end| end.saturating_duration_since(std::time::Instant::now()));
+        let wait =
+            left.map_or(PollTimeout::NONE, |left| PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX));
+        let mut fds = vec![PollFd::new(process.as_fd(), PollFlags::POLLIN)];
+        if let Some(pipe) = &stdin {
+            fds.push(PollFd::new(pipe.as_fd(), PollFlags::POLLOUT));
+        }
+        match poll(&mut fds, wait) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(failed(format!("poll({})", call()), e)),
+        }
+        let ended = fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let room = fds.get(1).and_then(|fd| fd.revents()).is_some_and(|r| !r.is_empty());
+        drop(fds);
+        if let (true, Some(pipe)) = (room, stdin.as_mut()) {
             match pipe.write(&input.as_bytes()[written..]) {
                 Ok(n) => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -398,19 +423,18 @@ pub fn run_with_input(
                 stdin = None;
             }
         }
-        if let Some(status) = child.try_wait().map_err(|e| io_failed(call(), e))? {
-            return Ok(status);
+        if ended {
+            return child.wait().map_err(|e| io_failed(call(), e));
         }
-        if timeout.is_some_and(|limit| started.elapsed() > limit) {
+        if deadline.is_some_and(|end| std::time::Instant::now() >= end) {
             let _ = child.kill();
             let _ = child.wait();
             return Err(Error::new(format!(
                 "{} did not end within its timeout of {:?}",
                 call(),
-                timeout.unwrap()
+                timeout.unwrap_or_default()
             )));
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
 

@@ -32,13 +32,7 @@ pub const MISTAKES: &[Mistake] = &[
     },
     Mistake {
         name: "nothing-written",
-        scenarios: &["lifecycle", "pause", "hooks"],
-        shows_as: Says("no writer came and went"),
-        hint: NOTHING_WRITTEN,
-    },
-    Mistake {
-        name: "nothing-written",
-        scenarios: &["run", "mounts", "seccomp"],
+        scenarios: &["lifecycle", "pause", "hooks", "run", "mounts", "seccomp"],
         shows_as: Says("ended before it could start"),
         hint: NOTHING_WRITTEN,
     },
