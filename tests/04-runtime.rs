@@ -594,6 +594,31 @@ fn a_user_namespace_as_with_runc() {
     });
 }
 
+/// Maps of several lines, users mapped otherwise than groups: each file
+/// gets its own lines, as runc writes them.
+#[test]
+fn id_maps_of_several_lines_as_with_runc() {
+    if !needs_runc("id_maps_of_several_lines_as_with_runc") {
+        return;
+    }
+    let look = "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g";
+    let bundle = Bundle::new("userns-lines", |config| {
+        args_of(&["sh", "-c", look])(config);
+        config["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+        config["linux"]["uidMappings"] = serde_json::json!([
+            {"containerID": 0, "hostID": 100000, "size": 1000},
+            {"containerID": 1000, "hostID": 300000, "size": 64536}
+        ]);
+        config["linux"]["gidMappings"] =
+            serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    });
+    runs_as_with_runc(&bundle, "several lines of maps", |out| {
+        let words = |line: &str| line.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.lines().map(words).collect::<Vec<_>>()
+            == ["0 100000 1000", "1000 300000 64536", "0 200000 65536", "0", "0"]
+    });
+}
+
 /// The cgroup tree inside: under v1 a tmpfs with one mount for each of the
 /// host's hierarchies (fresh in a cgroup namespace, else bound from the
 /// container's own group, whose limit shows), under v2 one cgroup2 mount;

@@ -10,7 +10,7 @@ use nix::unistd::Pid;
 use crate::error::Result;
 use crate::kernel::{self, Root};
 
-use super::{IdMap, Kind, Mount};
+use super::{IdMap, IdMaps, Kind, Mount};
 
 // ANCHOR: pivot_into
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
@@ -63,11 +63,15 @@ pub fn pivot_into(
 
 // ANCHOR: map_ids
 /// From outside: says which ids outside the user namespace of `child` its
-/// ids inside stand for. Each map can be written once.
-pub fn map_ids(child: Pid, map: &IdMap) -> Result<()> {
-    let line = format!("{} {} {}\n", map.inside, map.outside, map.count);
-    kernel::write_file(&Path::new("/proc").join(child.to_string()).join("uid_map"), &line)?;
-    kernel::write_file(&Path::new("/proc").join(child.to_string()).join("gid_map"), &line)?;
+/// ids inside stand for, users and groups each by their own lines. Each
+/// file can be written once, all its lines in one write.
+pub fn map_ids(child: Pid, maps: &IdMaps) -> Result<()> {
+    let lines = |maps: &[IdMap]| -> String {
+        maps.iter().map(|map| format!("{} {} {}\n", map.inside, map.outside, map.count)).collect()
+    };
+    let dir = Path::new("/proc").join(child.to_string());
+    kernel::write_file(&dir.join("uid_map"), &lines(&maps.uids))?;
+    kernel::write_file(&dir.join("gid_map"), &lines(&maps.gids))?;
     Ok(())
 }
 // ANCHOR_END: map_ids

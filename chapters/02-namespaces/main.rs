@@ -118,7 +118,8 @@ fn run(args: Args) -> Result<ExitCode> {
         rootfs.let_other_ids_in()?;
     }
     let then = if args.escape { Then::Escape } else { Then::Run(command) };
-    let exit = namespaces::run(rootfs.path(), args.namespaces(), hostname, &args.uid_map, &then)?;
+    let ids = namespaces::IdMaps::same(args.uid_map);
+    let exit = namespaces::run(rootfs.path(), args.namespaces(), hostname, &ids, &then)?;
     args.rootfs.finish(rootfs);
     Ok(exit.exit_code())
 }

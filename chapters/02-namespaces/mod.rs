@@ -76,6 +76,28 @@ impl IdMap {
     }
 }
 
+/// A user namespace's maps: the lines of its uid_map, and of its gid_map.
+/// Each may have several lines, and they may differ (a config can map
+/// users and groups differently).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdMaps {
+    pub uids: Vec<IdMap>,
+    pub gids: Vec<IdMap>,
+}
+
+impl IdMaps {
+    /// The same one line for users and groups, as this level's --uid-map.
+    pub fn same(map: IdMap) -> IdMaps {
+        IdMaps { uids: vec![map], gids: vec![map] }
+    }
+
+    /// Who root inside is outside, user and group, if the maps cover it.
+    pub fn root_outside(&self) -> Option<(u32, u32)> {
+        let outside = |maps: &[IdMap]| maps.iter().find_map(|map| map.outside_of(0));
+        Some((outside(&self.uids)?, outside(&self.gids)?))
+    }
+}
+
 /// Root inside is 100000 outside, the first id /etc/subuid usually gives.
 impl Default for IdMap {
     fn default() -> Self {
@@ -167,7 +189,7 @@ pub fn check_hostname(name: &str) -> Result<()> {
 // ANCHOR: run
 /// Runs `then` as the first process of new namespaces of the kinds in
 /// `namespaces`, with `rootfs` as its root.
-pub fn run(rootfs: &Path, namespaces: CloneFlags, hostname: &str, ids: &IdMap, then: &Then) -> Result<Exit> {
+pub fn run(rootfs: &Path, namespaces: CloneFlags, hostname: &str, ids: &IdMaps, then: &Then) -> Result<Exit> {
     check_kernel(namespaces)?;
     check_hostname(hostname)?;
     let program = match then {
@@ -330,7 +352,7 @@ pub const LEVEL: Level = Level {
                 "id; touch /tmp/made-inside; stat -c \"%u:%g %n\" /tmp/made-inside /bin/busybox",
             ],
             shows: "root inside, an ordinary id outside; the host's root is nobody (65534) in here",
-            hint: "map_ids() writes \"0 100000 65536\" to /proc/PID/uid_map, then to gid_map",
+            hint: "map_ids() writes \"0 100000 65536\\n\" to /proc/PID/uid_map, and to gid_map",
             then: &[],
             files: &[],
             alongside: None,

@@ -10,7 +10,7 @@ use oci_spec::runtime::{PosixRlimitType, Spec};
 
 use crate::cgroups::{CpuShare, Limits, Version};
 use crate::error::{Error, Result};
-use crate::namespaces::{IdMap, Mount};
+use crate::namespaces::{IdMap, IdMaps, Mount};
 
 use super::mount_options;
 
@@ -31,7 +31,7 @@ pub struct Plan {
     /// An existing user namespace to make the container's namespaces in.
     pub user_namespace: Option<PathBuf>,
     pub hostname: Option<String>,
-    pub ids: Option<IdMap>,
+    pub ids: Option<IdMaps>,
     pub mounts: Vec<Mount>,
     /// Symbolic links to make among the mounts, before the pivot.
     pub links: Links,
@@ -593,23 +593,36 @@ fn unapplied_resources(resources: Option<&oci_spec::runtime::LinuxResources>) ->
     })
 }
 
-/// One line of each of uid_mappings and gid_mappings, the same for both:
-/// what level 2 knows how to write.
+/// uid_mappings and gid_mappings: each as many lines as the config gives
+/// (the kernel takes up to 340), and each may differ from the other.
 fn id_map(
     uids: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>,
     gids: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>,
-) -> Result<Option<IdMap>> {
-    let to_map = |m: &oci_spec::runtime::LinuxIdMapping| IdMap {
-        inside: m.container_id(),
-        outside: m.host_id(),
-        count: m.size(),
+) -> Result<Option<IdMaps>> {
+    let to_maps = |list: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>, what: &str| -> Result<Vec<IdMap>> {
+        let maps: Vec<IdMap> = list
+            .into_iter()
+            .flatten()
+            .map(|m| IdMap { inside: m.container_id(), outside: m.host_id(), count: m.size() })
+            .collect();
+        if let Some(empty) = maps.iter().find(|map| map.count == 0) {
+            return Err(Error::new(format!(
+                "a line of {what} maps no ids (size 0, from {} inside): give a size of at least 1",
+                empty.inside
+            )));
+        }
+        if maps.len() > 340 {
+            return Err(Error::new(format!("{what} has {} lines; the kernel takes at most 340", maps.len())));
+        }
+        Ok(maps)
     };
-    match (uids.map(Vec::as_slice).unwrap_or(&[]), gids.map(Vec::as_slice).unwrap_or(&[])) {
-        ([], []) => Ok(None),
-        ([uid], [gid]) if to_map(uid) == to_map(gid) => Ok(Some(to_map(uid))),
-        _ => Err(Error::new(
-            "uid and gid mappings must be one line each, and the same: that is what podlab writes",
-        )),
+    let (uids, gids) = (to_maps(uids, "uidMappings")?, to_maps(gids, "gidMappings")?);
+    match (uids.is_empty(), gids.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => Ok(Some(IdMaps { uids, gids })),
+        _ => {
+            Err(Error::new("a user namespace needs both uid and gid mappings: give the one that is missing"))
+        }
     }
 }
 

@@ -438,8 +438,8 @@ impl Runtime {
         kernel::mkfifo(&self.fifo(id), 0o622)?;
         // In a user namespace, the process opening it is root in there, an
         // ordinary id out here: the FIFO must be its own.
-        if let Some(root) = plan.ids.as_ref().and_then(|ids| ids.outside_of(0)) {
-            kernel::chown(&self.fifo(id), root, root)?;
+        if let Some((uid, gid)) = plan.ids.as_ref().and_then(|ids| ids.root_outside()) {
+            kernel::chown(&self.fifo(id), uid, gid)?;
         }
         let fifo = kernel::open_path(&self.fifo(id))?;
         // Level 3's group, with the config's limits; the first process goes

@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use crate::error::Result;
 use crate::kernel::{self, Root};
 
-use super::{IdMap, Kind, Mount};
+use super::{IdMap, IdMaps, Kind, Mount};
 
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
 /// tree, with `mounts` made inside it, and lets go of the host's root.
@@ -38,10 +38,10 @@ pub fn pivot_into(
 
 /// From outside: says which ids outside the user namespace of `child` its
 /// ids inside stand for.
-pub fn map_ids(child: Pid, map: &IdMap) -> Result<()> {
+pub fn map_ids(child: Pid, maps: &IdMaps) -> Result<()> {
     todo!(
-        "make the ids inside the child's user namespace stand for the ids outside that `map` says, \
-         users and groups alike; `cargo lab hint 2` when stuck"
+        "make the ids inside the child's user namespace stand for the ids outside that `maps` says, \
+         users by `maps.uids` and groups by `maps.gids`; `cargo lab hint 2` when stuck"
     )
 }
 
