@@ -420,6 +420,22 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             }),
         ),
         (
+            "a namespace listed twice",
+            "lists the uts namespace twice",
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "uts"}))
+            }),
+        ),
+        (
+            "a uid map without a gid map",
+            "needs both uid and gid mappings",
+            Box::new(|c: &mut Value| {
+                c["linux"]["namespaces"].as_array_mut().unwrap().push(serde_json::json!({"type": "user"}));
+                c["linux"]["uidMappings"] =
+                    serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            }),
+        ),
+        (
             "a hostname without a uts namespace",
             "sets a hostname but asks for no uts namespace",
             Box::new(|c: &mut Value| {
@@ -434,6 +450,14 @@ fn bad_bundles_and_ids_are_refused_as_by_runc() {
             c["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0".into()
         });
         cases.push(("an SELinux label, with SELinux off", "podlab does not apply SELinux labels", label));
+        let label: Edit = Box::new(|c: &mut Value| {
+            c["linux"]["mountLabel"] = "system_u:object_r:container_file_t:s0".into()
+        });
+        cases.push((
+            "an SELinux mount label, with SELinux off",
+            "podlab does not apply SELinux labels",
+            label,
+        ));
     }
     // An AppArmor profile where AppArmor is off (this CI's kernel has none).
     let apparmor = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled");
@@ -1902,4 +1926,87 @@ fn exec_passes_signals_on_as_runc_does() {
     }
     assert_eq!(seen[0], (Some(3), "got TERM\n".to_string()), "runc");
     assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
+}
+
+/// A bind of a file onto a target the rootfs lacks: an empty file is made
+/// there to bind onto, as runc makes one. A CRI binds /etc/hosts,
+/// /etc/resolv.conf, /etc/hostname and /dev/termination-log into every
+/// container, whatever its image has.
+#[test]
+fn a_file_is_bound_where_the_rootfs_has_none_as_with_runc() {
+    if !needs_runc("a_file_is_bound_where_the_rootfs_has_none_as_with_runc") {
+        return;
+    }
+    let look = "cat /etc/resolv.conf /etc/hosts; ls -l /dev/termination-log | cut -c1; ls /etc";
+    let bundle = Bundle::new("file-binds", |config| {
+        args_of(&["sh", "-c", look])(config);
+        let bind = |from: &str, to: &str| serde_json::json!({"destination": to, "type": "bind", "source": from, "options": ["rbind", "rw"]});
+        let mounts = config["mounts"].as_array_mut().unwrap();
+        mounts.extend([
+            bind("resolv.conf", "/etc/resolv.conf"),
+            bind("hosts", "/etc/hosts"),
+            bind("termination-log", "/dev/termination-log"),
+        ]);
+    });
+    std::fs::write(bundle.path().join("resolv.conf"), "nameserver 192.0.2.53\n").unwrap();
+    std::fs::write(bundle.path().join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    std::fs::write(bundle.path().join("termination-log"), "").unwrap();
+    runs_as_with_runc(&bundle, "file binds", |out| {
+        out.starts_with("nameserver 192.0.2.53\n127.0.0.1 localhost\n-\n")
+    });
+}
+
+/// process.user.umask, and runc's 0022 where the config gives none: the
+/// mask the program starts with, whatever the runtime's own was.
+#[test]
+fn the_umask_is_the_configs_as_with_runc() {
+    if !needs_runc("the_umask_is_the_configs_as_with_runc") {
+        return;
+    }
+    let look = "umask; rm -f /tmp/new; touch /tmp/new; stat -c %a /tmp/new";
+    for (umask, expected) in [(Some(0o077), "0077\n600\n"), (None, "0022\n644\n")] {
+        let bundle = Bundle::new("umask", |config| {
+            args_of(&["sh", "-c", look])(config);
+            config["root"]["readonly"] = false.into();
+            if let Some(umask) = umask {
+                config["process"]["user"]["umask"] = umask.into();
+            }
+        });
+        runs_as_with_runc(&bundle, "the umask", |out| out == expected);
+    }
+}
+
+/// What create read is what the container is: a config.json changed, or
+/// broken, after create changes nothing for start, exec and delete (their
+/// hooks and the process exec starts from come from the copy create
+/// kept). A failing poststart or poststop hook is a warning, and the hooks
+/// after it run all the same.
+#[test]
+fn the_config_after_create_changes_nothing() {
+    if !needs_root_and_busybox("the_config_after_create_changes_nothing") {
+        return;
+    }
+    let bundle = Bundle::new("config-kept", args_of(&["sleep", "60"]));
+    let said = bundle.path().join("hooks-said");
+    let hook = |script: String| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+    let file = bundle.path().join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let say = |what: &str| format!("echo {what} >> {}", said.display());
+    config["hooks"] = serde_json::json!({
+        "poststart": [hook("exit 1".into()), hook(say("poststart"))],
+        "poststop": [hook("exit 1".into()), hook(say("poststop"))],
+    });
+    std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let id = unique_id();
+    assert_eq!(Runtime::Ours.detached(&bundle, &["create", &id]), Some(0));
+    std::fs::write(&file, "{ this is no longer JSON").unwrap();
+    let (code, warned) = Runtime::Ours.told(&bundle, &["start", &id]);
+    assert_eq!(code, Some(0), "{warned}");
+    assert!(warned.contains("warning: the poststart hook /bin/sh failed"), "{warned}");
+    let exec = Runtime::Ours.run(&bundle, &["exec", &id, "sh", "-c", "echo in there"]);
+    assert_eq!((exec.code, exec.stdout.as_str()), (Some(0), "in there\n"), "{}", exec.stderr);
+    let (code, warned) = Runtime::Ours.told(&bundle, &["delete", "--force", &id]);
+    assert_eq!(code, Some(0), "{warned}");
+    assert!(warned.contains("warning: the poststop hook /bin/sh failed"), "{warned}");
+    assert_eq!(std::fs::read_to_string(&said).unwrap(), "poststart\npoststop\n");
 }

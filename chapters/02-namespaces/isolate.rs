@@ -37,10 +37,10 @@ pub fn pivot_into(
     // shows the processes of the PID namespace that mounts it). Mounted
     // before the pivot, while the host's /proc is still in view (the kernel
     // wants to see one before it allows another). A target is a path in
-    // the container: resolved inside the root, mounted on through the
-    // descriptor that resolution gave.
+    // the container: resolved inside the root (made if missing, a file for
+    // a bind of a file), mounted on through the descriptor it gave.
     for mount in mounts {
-        let target = root.make_dirs(&mount.target)?;
+        let target = mount.target_in(&root)?;
         kernel::mount_on(
             mount.source.as_deref(),
             &target,

@@ -134,6 +134,30 @@ pub struct Mount {
 }
 
 impl Mount {
+    /// Its target inside `root`, made if missing, as this mount needs it: a
+    /// bind of a file goes onto a file (an empty one is made: a CRI binds
+    /// /etc/hosts and /etc/resolv.conf into images that may lack them);
+    /// any other new mount onto a directory; a change to a mount made just
+    /// before (a remount, a propagation) onto what is there.
+    pub fn target_in(&self, root: &kernel::Root) -> Result<kernel::Inside> {
+        let changes_a_mount =
+            self.flags.contains(MsFlags::MS_REMOUNT) || (self.source.is_none() && self.fstype.is_none());
+        let binds_a_file =
+            self.flags.contains(MsFlags::MS_BIND) && self.source.as_ref().is_some_and(|s| !s.is_dir());
+        if changes_a_mount {
+            root.find(&self.target)?.ok_or_else(|| {
+                Error::new(format!(
+                    "{} is not in the rootfs, so its mount cannot be changed",
+                    self.target.display()
+                ))
+            })
+        } else if binds_a_file {
+            root.make_file(&self.target)
+        } else {
+            root.make_dirs(&self.target)
+        }
+    }
+
     /// The proc file system at /proc, as containers mount it.
     pub fn proc() -> Mount {
         Mount {

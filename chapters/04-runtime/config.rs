@@ -59,6 +59,9 @@ pub struct Plan {
     pub sysctl: Vec<(PathBuf, String)>,
     /// The config's annotations, which its state repeats.
     pub annotations: std::collections::BTreeMap<String, String>,
+    /// The config.json this plan was read from, as it was: `create` keeps
+    /// it, and later verbs read their part of it from there.
+    pub config_text: String,
 }
 
 /// The process a container runs (or `exec` runs in it), read off a
@@ -74,6 +77,9 @@ pub struct ProcessPlan {
     pub uid: u32,
     pub gid: u32,
     pub additional_gids: Vec<u32>,
+    /// process.user.umask: the mask new files' modes pass through (runc's
+    /// default, 0o022, when the config gives none).
+    pub umask: u32,
     pub no_new_privileges: bool,
     pub rlimits: Vec<(PosixRlimitType, u64, u64)>,
     /// linux.seccomp, compiled: the system calls the program may make. The
@@ -226,21 +232,47 @@ pub fn load(bundle: &Path) -> Result<Plan> {
             bundle.display()
         )));
     }
-    let spec: Spec = read_json(&file, "runtime config")?;
-    plan(&spec, bundle)
+    let text = read_text(&file, "runtime config")?;
+    let spec: Spec = parse_json(&text, &file, "runtime config")?;
+    Ok(Plan { config_text: text, ..plan(&spec, bundle)? })
+}
+
+/// The hooks of a container's config as `create` kept it (the spec: what
+/// is done to config.json after create must not change the container).
+pub fn kept_hooks(file: &Path) -> Result<Hooks> {
+    hooks(&read_json(file, "runtime config")?)
+}
+
+/// The process of a container's config as `create` kept it, with its
+/// seccomp filter: what `exec` starts from.
+pub fn kept_process(file: &Path) -> Result<ProcessPlan> {
+    let spec: Spec = read_json(file, "runtime config")?;
+    let process =
+        spec.process().as_ref().ok_or_else(|| Error::new("config.json has no process: say what to run"))?;
+    let mut process = process_plan(process)?;
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    process.seccomp = seccomp.map(super::seccomp::compile).transpose()?;
+    Ok(process)
 }
 
 /// A JSON file of the specification's ("-": standard input), parsed;
 /// serde's sentence says what is wrong and where ("missing field `cwd` at
 /// line 4 column 3").
 fn read_json<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> Result<T> {
-    let text = if file == Path::new("-") {
+    parse_json(&read_text(file, what)?, file, what)
+}
+
+fn read_text(file: &Path, what: &str) -> Result<String> {
+    if file == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
     } else {
         std::fs::read_to_string(file)
     }
-    .map_err(|e| Error::new(format!("cannot read the {what} {}: {e}", file.display())))?;
-    serde_json::from_str(&text)
+    .map_err(|e| Error::new(format!("cannot read the {what} {}: {e}", file.display())))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(text: &str, file: &Path, what: &str) -> Result<T> {
+    serde_json::from_str(text)
         .map_err(|e| Error::new(format!("{} is not a valid {what}: {e}", file.display())))
 }
 
@@ -261,10 +293,23 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     }
     refuse_links_on_the_way(bundle, root.path())?;
 
+    if linux.and_then(|l| l.mount_label().as_ref()).is_some_and(|label| !label.is_empty()) {
+        return Err(Error::new(
+            "linux.mountLabel is set, and podlab does not apply SELinux labels: leave it out",
+        ));
+    }
     let mut namespaces = CloneFlags::empty();
     let mut join = Vec::new();
     let mut user_namespace = None;
+    let mut listed = Vec::new();
     for namespace in linux.and_then(|l| l.namespaces().as_ref()).into_iter().flatten() {
+        if listed.contains(&namespace.typ()) {
+            return Err(Error::new(format!(
+                "linux.namespaces lists the {} namespace twice: keep one",
+                namespace.typ()
+            )));
+        }
+        listed.push(namespace.typ());
         // clone(2) cannot make a time namespace: its flag is where clone
         // takes the exit signal (only unshare(2) and clone3(2) can).
         if namespace.typ() == oci_spec::runtime::LinuxNamespaceType::Time {
@@ -273,8 +318,8 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         let kind = CloneFlags::from_bits_truncate(namespace.typ() as i32);
         match namespace.path() {
             None => namespaces |= kind,
-            // runc fails there too: it would set the rootfs up in a mount
-            // namespace that others use.
+            // runc 1.1.5 joins it, and then sets the rootfs up in there,
+            // changing the mounts of every process that shares it.
             Some(_) if kind == CloneFlags::CLONE_NEWNS => {
                 return Err(Error::new(
                     "joining an existing mount namespace by path is not supported: leave out its path to get a new one",
@@ -384,6 +429,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         preserved_fds: 0,
         sysctl,
         annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        config_text: String::new(),
     })
 }
 
@@ -493,6 +539,7 @@ pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan>
         uid: user.uid(),
         gid: user.gid(),
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask().unwrap_or(0o022),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         rlimits,
         oom_score_adj: process.oom_score_adj(),

@@ -236,6 +236,32 @@ impl Runtime {
         self.dir(id).join("exec.fifo")
     }
 
+    /// The copy of its config.json that create kept.
+    fn kept_config(&self, id: &str) -> PathBuf {
+        self.dir(id).join("config.json")
+    }
+
+    /// Hooks whose failure is told and not fatal (poststart, poststop),
+    /// from the kept config: each runs, whatever the one before did.
+    fn run_kept_hooks(
+        &self,
+        id: &str,
+        which: impl Fn(&config::Hooks) -> &Vec<config::Hook>,
+        state: &State,
+        name: &str,
+    ) {
+        match config::kept_hooks(&self.kept_config(id)) {
+            Ok(hooks) => {
+                for hook in which(&hooks) {
+                    if let Err(error) = run_hooks(std::slice::from_ref(hook), state, name) {
+                        eprintln!("warning: {error}");
+                    }
+                }
+            }
+            Err(error) => eprintln!("warning: the {name} hooks were not run: {error}"),
+        }
+    }
+
     /// delete --force of a container whose record cannot be read: its
     /// group, where a container of this id has it by default, is emptied
     /// and removed (its processes with it), and its directory.
@@ -433,6 +459,9 @@ impl Runtime {
         kernel::mkdir(&self.dir(id), 0o711)?;
         let mut made = Made(Some(self.dir(id)));
         self.write_record(&record)?;
+        // The config as it is now: what start, exec and delete read later,
+        // whatever becomes of the bundle's.
+        kernel::write_file_atomically(&self.kept_config(id), &plan.config_text)?;
         // The handshake: the first process will open the FIFO to write,
         // which waits until `start` opens it to read.
         kernel::mkfifo(&self.fifo(id), 0o622)?;
@@ -517,9 +546,7 @@ impl Runtime {
         }
         // A failing poststart hook is told, not fatal: the container runs.
         // It is given the state as it was when start began, as runc gives it.
-        if let Err(error) = run_hooks(&config::load(&state.bundle)?.hooks.poststart, &state, "poststart") {
-            eprintln!("warning: {error}");
-        }
+        self.run_kept_hooks(id, |hooks| &hooks.poststart, &state, "poststart");
         Ok(())
     }
     // ANCHOR_END: start
@@ -591,7 +618,7 @@ impl Runtime {
     /// The process container `id` was created to run, as its bundle's
     /// config says: what `exec` starts from.
     pub fn configured_process(&self, id: &str) -> Result<ProcessPlan> {
-        Ok(config::load(&self.record(id)?.bundle)?.process)
+        config::kept_process(&self.kept_config(id))
     }
 
     /// Sends `signal` to container `id`'s first process, or with `all` to
@@ -647,14 +674,10 @@ impl Runtime {
                 process.wait_for_end(Duration::from_secs(10));
             }
         }
-        // poststop hooks, with the bundle's config as it is now; a failing
-        // one is told, and the container removed all the same.
+        // poststop hooks, from the config as create kept it; a failing one
+        // is told, and the container removed all the same.
         let stopped = self.state(id)?;
-        if let Ok(plan) = config::load(&stopped.bundle) {
-            if let Err(error) = run_hooks(&plan.hooks.poststop, &stopped, "poststop") {
-                eprintln!("warning: {error}");
-            }
-        }
+        self.run_kept_hooks(id, |hooks| &hooks.poststop, &stopped, "poststop");
         let record = self.record(id)?;
         if let Some(name) = &record.cgroup {
             // Dropped at once: any process left in it is killed, the group
@@ -764,8 +787,11 @@ pub const LEVEL: Level = Level {
             files: &[
                 ("config.json", include_str!("bundles/mounts.json")),
                 ("data/note", "written on the host\n"),
+                ("resolv.conf", "nameserver 192.0.2.53\n"),
             ],
-            shows: "a tmpfs with options, a read-only bind mount of the bundle's data/ that refuses a write",
+            shows:
+                "a tmpfs with options, a read-only bind mount of the bundle's data/ that refuses a write, \
+                    and a file bound where the rootfs has none (/etc/resolv.conf, as a CRI binds it)",
             hint: "mount_options(): ro, nosuid, nodev are flags; rbind is MS_BIND|MS_REC; rprivate is \
                    propagation, done in a call of its own; mode=1777 and size=1m are data",
             alongside: None,
@@ -1073,6 +1099,7 @@ fn become_the_process(process: &ProcessPlan) -> Result<()> {
     for (kind, soft, hard) in &process.rlimits {
         kernel::setrlimit(&kind.to_string(), resource(*kind), *soft, *hard)?;
     }
+    kernel::umask(process.umask);
     kernel::chdir(&process.cwd)?;
     // Without no_new_privs, installing a seccomp filter takes CAP_SYS_ADMIN:
     // now, before the capabilities go. With it, as late as can be.

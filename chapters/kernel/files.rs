@@ -43,6 +43,12 @@ pub fn mkdir_all(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// umask(2): the bits that new files' modes lose from now on.
+pub fn umask(mask: u32) {
+    narrate!("umask({mask:#o})");
+    nix::sys::stat::umask(Mode::from_bits_truncate(mask));
+}
+
 /// chmod(2): sets the mode exactly, umask or not.
 pub fn chmod(path: &Path, mode: u32) -> Result<()> {
     narrate!("chmod({path:?}, {mode:#o})");
