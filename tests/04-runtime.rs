@@ -2010,3 +2010,24 @@ fn the_config_after_create_changes_nothing() {
     assert!(warned.contains("warning: the poststop hook /bin/sh failed"), "{warned}");
     assert_eq!(std::fs::read_to_string(&said).unwrap(), "poststart\npoststop\n");
 }
+
+/// linux.devices are made, with the type, numbers, mode and owner the
+/// config gives (a FIFO too); opening one is still up to the device rules.
+#[test]
+fn config_devices_are_made_as_with_runc() {
+    if !needs_runc("config_devices_are_made_as_with_runc") {
+        return;
+    }
+    let look = "ls -ln /dev/fuse /dev/loop-podlab /dev/queue /dev/sub/null | tr -s ' ' | cut -d' ' -f1,3-6,10; \
+                head -c 1 /dev/sub/null && echo opened; head -c 1 /dev/fuse || echo refused";
+    let bundle = Bundle::new("config-devices", |config| {
+        args_of(&["sh", "-c", look])(config);
+        config["linux"]["devices"] = serde_json::json!([
+            {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 0o640, "uid": 1000, "gid": 1001},
+            {"path": "/dev/loop-podlab", "type": "b", "major": 7, "minor": 200},
+            {"path": "/dev/queue", "type": "p", "major": 0, "minor": 0, "fileMode": 0o600},
+            {"path": "/dev/sub/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}
+        ]);
+    });
+    runs_as_with_runc(&bundle, "linux.devices", |out| out.contains("10, 229 /dev/fuse") && out.contains("refused"));
+}

@@ -48,6 +48,9 @@ pub struct Plan {
     /// linux.resources.devices, with runc's defaults: which devices the
     /// container may make, read and write.
     pub devices: super::devices::DeviceRules,
+    /// linux.devices: device files the container must have, made in its
+    /// rootfs beside the default ones.
+    pub device_nodes: Vec<DeviceNode>,
     /// linux.resources.cpu.shares: the container's weight when CPUs are
     /// contended (what Kubernetes makes of a CPU request).
     pub cpu_shares: Option<u64>,
@@ -62,6 +65,60 @@ pub struct Plan {
     /// The config.json this plan was read from, as it was: `create` keeps
     /// it, and later verbs read their part of it from there.
     pub config_text: String,
+}
+
+/// A device file linux.devices asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceNode {
+    /// Where, inside the container.
+    pub path: PathBuf,
+    /// S_IFCHR, S_IFBLK or S_IFIFO.
+    pub kind: nix::sys::stat::SFlag,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// linux.devices, checked: absolute paths, below /dev or not, never "..",
+/// numbers for devices; runc's defaults for what is left out (mode 0o666,
+/// owned by root).
+fn device_nodes(devices: Option<&Vec<oci_spec::runtime::LinuxDevice>>) -> Result<Vec<DeviceNode>> {
+    use nix::sys::stat::SFlag;
+    use oci_spec::runtime::LinuxDeviceType;
+    let mut nodes = Vec::new();
+    for device in devices.into_iter().flatten() {
+        let path = device.path().clone();
+        let escapes = path.components().any(|part| part == std::path::Component::ParentDir);
+        if !path.is_absolute() || escapes || path.parent().is_none() {
+            return Err(Error::new(format!(
+                "the device path {} in linux.devices is not an absolute path without \"..\"",
+                path.display()
+            )));
+        }
+        let kind = match device.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => SFlag::S_IFCHR,
+            LinuxDeviceType::B => SFlag::S_IFBLK,
+            LinuxDeviceType::P => SFlag::S_IFIFO,
+            LinuxDeviceType::A => {
+                return Err(Error::new(format!(
+                    "the device {} in linux.devices has type \"a\", which only device rules take: give c, b, u or p",
+                    path.display()
+                )))
+            }
+        };
+        nodes.push(DeviceNode {
+            path,
+            kind,
+            major: device.major() as u64,
+            minor: device.minor() as u64,
+            mode: device.file_mode().unwrap_or(0o666) & 0o7777,
+            uid: device.uid().unwrap_or(0),
+            gid: device.gid().unwrap_or(0),
+        });
+    }
+    Ok(nodes)
 }
 
 /// The process a container runs (or `exec` runs in it), read off a
@@ -363,6 +420,11 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         mounts.extend(translate_mount(mount, bundle)?);
     }
 
+    let device_nodes = device_nodes(linux.and_then(|l| l.devices().as_ref()))?;
+    if !device_nodes.is_empty() && !has(CloneFlags::CLONE_NEWNS) {
+        return Err(Error::new("config.json lists linux.devices but asks for no mount namespace: add one"));
+    }
+
     // The first process reaches its FIFO through /proc/self/fd once its
     // root is the container's (as runc's does, which fails without it too).
     let proc_mounted =
@@ -417,6 +479,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
                 .and_then(|r| r.devices().as_deref())
                 .unwrap_or_default(),
         )?,
+        device_nodes,
         masked_paths,
         readonly_paths,
         rootfs,

@@ -25,6 +25,7 @@ pub use config::{load_process, load_resources, Plan, ProcessPlan};
 use handshake::{mount_options, release, wait_for_start};
 use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
+use nix::sys::stat::SFlag;
 use nix::unistd::Pid;
 use oci_spec::runtime::PosixRlimitType;
 use serde::{Deserialize, Serialize};
@@ -1031,6 +1032,7 @@ fn set_up_inside(
                 root.make_dirs(dir)?.symlink(points_at, name)?;
             }
             create_default_devices(root, in_a_user_namespace)?;
+            create_device_nodes(root, &plan.device_nodes, in_a_user_namespace)?;
             before_pivot()
         })?;
     } else {
@@ -1238,12 +1240,48 @@ fn create_default_devices(root: &kernel::Root, bind_the_hosts: bool) -> Result<(
             let host = Path::new("/dev").join(name);
             kernel::mount_on(Some(&host), &file, None, nix::mount::MsFlags::MS_BIND, None)?;
         } else {
-            dev.mknod_char(name, major, minor, 0o666)?;
+            dev.mknod(name, SFlag::S_IFCHR, major, minor, 0o666)?;
         }
     }
     for (name, target) in DEFAULT_LINKS {
         if !dev.has(name) {
             dev.symlink(Path::new(target), name)?;
+        }
+    }
+    Ok(())
+}
+
+/// linux.devices, made as the default ones are: with mknod, its mode and
+/// owner as the config says; in a user namespace, as a bind mount of the
+/// host's own at the same path, which the host must then have. One that
+/// is there already is left as it is.
+fn create_device_nodes(
+    root: &kernel::Root,
+    nodes: &[config::DeviceNode],
+    bind_the_hosts: bool,
+) -> Result<()> {
+    for node in nodes {
+        let (Some(dir), Some(name)) = (node.path.parent(), node.path.file_name().and_then(|n| n.to_str()))
+        else {
+            return Err(Error::new(format!("{} cannot be a device file", node.path.display())));
+        };
+        let dir = root.make_dirs(dir)?;
+        if dir.has(name) {
+            continue;
+        }
+        if bind_the_hosts {
+            if !node.path.exists() {
+                return Err(Error::new(format!(
+                    "in a user namespace a device file cannot be made, only bound from the host's, and the host \
+                     has no {}: leave it out of linux.devices, or make it on the host",
+                    node.path.display()
+                )));
+            }
+            let file = dir.file(name)?;
+            kernel::mount_on(Some(&node.path), &file, None, nix::mount::MsFlags::MS_BIND, None)?;
+        } else {
+            dir.mknod(name, node.kind, node.major, node.minor, node.mode)?;
+            dir.chown(name, node.uid, node.gid)?;
         }
     }
     Ok(())

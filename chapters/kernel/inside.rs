@@ -260,19 +260,25 @@ impl Inside {
             .map_err(|e| failed(format!("symlinkat({target:?}, {:?})", self.path.join(name)), e))
     }
 
-    /// mknodat(2) of the character device `major`:`minor` as `name` in this
-    /// directory, its mode then set exactly (mknod's passes through the
-    /// umask) through its own descriptor, never its path again.
-    pub fn mknod_char(&self, name: &str, major: u64, minor: u64, mode: u32) -> Result<()> {
+    /// mknodat(2) of a device (`kind` S_IFCHR or S_IFBLK, `major`:`minor`)
+    /// or a FIFO (S_IFIFO) as `name` in this directory, its mode then set
+    /// exactly (mknod's passes through the umask) through its own
+    /// descriptor, never its path again.
+    pub fn mknod(&self, name: &str, kind: SFlag, major: u64, minor: u64, mode: u32) -> Result<()> {
         single_name(name)?;
         let inside = self.path.join(name);
-        narrate!("mknodat({}, {name:?}, S_IFCHR|{mode:#o}, makedev({major}, {minor}))", self.named());
+        let kind_shown = match kind {
+            SFlag::S_IFBLK => "S_IFBLK",
+            SFlag::S_IFIFO => "S_IFIFO",
+            _ => "S_IFCHR",
+        };
+        narrate!("mknodat({}, {name:?}, {kind_shown}|{mode:#o}, makedev({major}, {minor}))", self.named());
         let mode = Mode::from_bits_truncate(mode);
         let device = nix::sys::stat::makedev(major, minor);
-        nix::sys::stat::mknodat(&self.fd, name, SFlag::S_IFCHR, mode, device)
+        nix::sys::stat::mknodat(&self.fd, name, kind, mode, device)
             .map_err(|e| failed(format!("mknodat({inside:?})"), e))?;
         let node = self.open_here(OsStr::new(name)).map_err(|e| failed(format!("openat({inside:?})"), e))?;
-        if node.kind != SFlag::S_IFCHR {
+        if node.kind != kind {
             return Err(Error::new(format!(
                 "{inside:?} was replaced while it was being made: refusing to go on"
             )));
@@ -286,6 +292,21 @@ impl Inside {
             nix::sys::stat::FchmodatFlags::FollowSymlink,
         )
         .map_err(|e| failed(format!("chmod({inside:?})"), e))
+    }
+
+    /// fchownat(2) of `name` in this directory, a link itself rather than
+    /// what it points at (AT_SYMLINK_NOFOLLOW).
+    pub fn chown(&self, name: &str, uid: u32, gid: u32) -> Result<()> {
+        single_name(name)?;
+        narrate!("fchownat({}, {name:?}, {uid}, {gid}, AT_SYMLINK_NOFOLLOW)", self.named());
+        nix::unistd::fchownat(
+            &self.fd,
+            name,
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| failed(format!("fchownat({:?})", self.path.join(name)), e))
     }
 
     /// `name` in this directory as a file: an empty one (0o644) if missing.
