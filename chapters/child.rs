@@ -143,11 +143,12 @@ fn parent_side(
 /// container created and waiting to be started. `setup` runs in the child
 /// and calls `ready` once it is set up; errors before that come back here,
 /// with the child killed and reaped. Returns the child's pid once ready.
-/// With `within_user_namespace`, the child's namespaces are made inside that
-/// existing user namespace (a container joining a pod's).
+/// The child is born in the existing namespaces `joins` names (a container
+/// joining a pod's), its new ones made inside them; this process stays
+/// where it is.
 pub fn spawn_in_new_namespaces(
     namespaces: CloneFlags,
-    within_user_namespace: Option<&Path>,
+    joins: &[(CloneFlags, &Path)],
     prepare: Option<&mut dyn FnMut(Pid) -> Result<()>>,
     setup: impl FnOnce(&mut dyn FnMut()) -> Result<i32>,
 ) -> Result<Pid> {
@@ -196,10 +197,7 @@ pub fn spawn_in_new_namespaces(
         let _ = std::io::stdout().flush();
         code
     };
-    let child = match within_user_namespace {
-        None => kernel::clone(namespaces, run_child)?,
-        Some(user_namespace) => kernel::clone_in_user_namespace(user_namespace, namespaces, run_child)?,
-    };
+    let child = kernel::clone_joining(joins, namespaces, run_child)?;
     let (go_read, go_write) = go;
     drop(go_read);
     drop(report_write);

@@ -1057,7 +1057,19 @@ fn joining_a_sandbox_namespaces_as_with_runc() {
             entry["path"] = format!("/proc/{pid}/ns/{file}").into();
         }
     });
+    // The createRuntime and prestart hooks run in the runtime's namespaces,
+    // not the sandbox's the container joins: here, the test's own.
+    let seen = member.path().join("hooks-saw");
+    let hook = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
+        format!("for kind in net ipc uts; do readlink /proc/self/ns/$kind; done >> {}", seen.display())]});
+    let file = member.path().join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    config["hooks"] = serde_json::json!({"createRuntime": [hook.clone()], "prestart": [hook]});
+    std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let own = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().display().to_string();
+    let runtimes = format!("{}\n{}\n{}\n", own("net"), own("ipc"), own("uts")).repeat(2);
     for runtime in [Runtime::Runc, Runtime::Ours] {
+        let _ = std::fs::remove_file(&seen);
         let outcome = runtime.run(&member, &["run", &unique_id()]);
         assert_eq!(
             (outcome.code, outcome.stdout.as_str()),
@@ -1065,6 +1077,7 @@ fn joining_a_sandbox_namespaces_as_with_runc() {
             "{runtime:?}: {}",
             outcome.stderr
         );
+        assert_eq!(std::fs::read_to_string(&seen).unwrap(), runtimes, "{runtime:?}: where its hooks ran");
     }
     assert_eq!(Runtime::Runc.detached(&sandbox, &["delete", "--force", &sandbox_id]), Some(0));
 }
@@ -2018,7 +2031,8 @@ fn config_devices_are_made_as_with_runc() {
     if !needs_runc("config_devices_are_made_as_with_runc") {
         return;
     }
-    let look = "ls -ln /dev/fuse /dev/loop-podlab /dev/queue /dev/sub/null | tr -s ' ' | cut -d' ' -f1,3-6,10; \
+    let look =
+        "ls -ln /dev/fuse /dev/loop-podlab /dev/queue /dev/sub/null | tr -s ' ' | cut -d' ' -f1,3-6,10; \
                 head -c 1 /dev/sub/null && echo opened; head -c 1 /dev/fuse || echo refused";
     let bundle = Bundle::new("config-devices", |config| {
         args_of(&["sh", "-c", look])(config);
@@ -2029,5 +2043,7 @@ fn config_devices_are_made_as_with_runc() {
             {"path": "/dev/sub/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666}
         ]);
     });
-    runs_as_with_runc(&bundle, "linux.devices", |out| out.contains("10, 229 /dev/fuse") && out.contains("refused"));
+    runs_as_with_runc(&bundle, "linux.devices", |out| {
+        out.contains("10, 229 /dev/fuse") && out.contains("refused")
+    });
 }

@@ -590,7 +590,7 @@ impl Runtime {
         if !detach {
             kernel::forward_signals_to_child()?;
         }
-        let child = spawn_in_new_namespaces(CloneFlags::empty(), None, None, |ready| {
+        let child = spawn_in_new_namespaces(CloneFlags::empty(), &[], None, |ready| {
             if let Some(console) = &console {
                 give_a_terminal(console)?;
             }
@@ -968,13 +968,12 @@ fn spawn(
     state: &State,
     hooks: impl Fn(Pid) -> Result<()>,
 ) -> Result<Pid> {
-    // Namespaces to join are joined here, before the clone: the child is
-    // born in them (a PID namespace takes effect only for children anyway),
-    // and what this process still does (cgroup files, state) is on the
-    // host's paths, which these kinds do not change.
-    for (kind, path) in &plan.join {
-        kernel::setns(path, *kind)?;
-    }
+    // Namespaces to join are joined by a helper that clones the child: it
+    // is born in them, and this process stays in the runtime's own, where
+    // the createRuntime hooks must run.
+    let user = plan.user_namespace.iter().map(|path| (CloneFlags::CLONE_NEWUSER, path.as_path()));
+    let joins: Vec<(CloneFlags, &Path)> =
+        user.chain(plan.join.iter().map(|(kind, path)| (*kind, path.as_path()))).collect();
     let mut prepare = |child: Pid| {
         cgroup.add(child)?;
         // A new user namespace gets its maps; a joined one has them.
@@ -983,7 +982,7 @@ fn spawn(
         }
         hooks(child)
     };
-    spawn_in_new_namespaces(plan.namespaces, plan.user_namespace.as_deref(), Some(&mut prepare), |ready| {
+    spawn_in_new_namespaces(plan.namespaces, &joins, Some(&mut prepare), |ready| {
         // The hooks that run in here are told the process as it sees
         // itself (pid 1, in a PID namespace of its own), as in runc.
         let seen_inside = |status| State { pid: nix::unistd::getpid().as_raw(), status, ..state.clone() };

@@ -117,22 +117,31 @@ pub(super) fn single_threaded(call: &str) -> Result<()> {
     }
 }
 
-/// clone(2) from inside an existing user namespace, the one `user_namespace`
-/// names, so that the child's new namespaces belong to it. This process
-/// cannot join it itself: in there it would be an unmapped id, locked out
-/// of the host's files it still has to write. So a forked helper joins it
-/// (setns), clones the child with CLONE_PARENT (the child is then ours, not
-/// the helper's, as if we had cloned it), tells us its pid, and ends.
-pub fn clone_in_user_namespace(
-    user_namespace: &Path,
+/// clone(2) of a child born in existing namespaces (`joins`: a pod's
+/// sandbox's network, IPC, UTS, its user namespace) and new ones of the
+/// kinds in `namespaces`, made inside those. This process never moves: a
+/// forked helper joins them (setns, the user namespace first, which grants
+/// the right to join the rest), clones the child with CLONE_PARENT (the
+/// child is then ours, not the helper's, as if we had cloned it), tells us
+/// its pid, and ends. So what we still do (run createRuntime hooks, write
+/// cgroup files) happens where we are, as the specification wants.
+pub fn clone_joining(
+    joins: &[(CloneFlags, &Path)],
     namespaces: CloneFlags,
     child: impl FnOnce() -> i32,
 ) -> Result<Pid> {
+    if joins.is_empty() {
+        return clone(namespaces, child);
+    }
     let (told, tell) = pipe_cloexec()?;
     match fork()? {
         ForkResult::Child => {
             drop(told);
-            let cloned = setns(user_namespace, CloneFlags::CLONE_NEWUSER)
+            let user_first = joins.iter().filter(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
+            let others = joins.iter().filter(|(kind, _)| *kind != CloneFlags::CLONE_NEWUSER);
+            let cloned = user_first
+                .chain(others)
+                .try_for_each(|(kind, path)| setns(path, *kind))
                 .and_then(|()| clone(namespaces | CloneFlags::CLONE_PARENT, child));
             let message = match cloned {
                 Ok(pid) => pid.to_string(),
@@ -154,7 +163,7 @@ pub fn clone_in_user_namespace(
             let message = String::from_utf8_lossy(&message[..length]).into_owned();
             message.parse::<i32>().map(Pid::from_raw).map_err(|_| {
                 Error::new(if message.is_empty() {
-                    "the helper that joins the user namespace died".into()
+                    "the helper that joins the namespaces died".into()
                 } else {
                     message
                 })
