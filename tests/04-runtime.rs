@@ -2047,3 +2047,88 @@ fn config_devices_are_made_as_with_runc() {
         out.contains("10, 229 /dev/fuse") && out.contains("refused")
     });
 }
+
+/// The rest of linux.resources (cpuset, memory reservation, swap,
+/// swappiness, the OOM killer, block I/O throttles, real-time CPU time)
+/// lands in the same files with the same values as runc's, where this
+/// machine has them; what it has no file for is refused before anything
+/// is made.
+#[test]
+fn more_resources_as_with_runc() {
+    if !needs_runc("more_resources_as_with_runc") {
+        return;
+    }
+    use podlab::cgroups::{Cgroup, Version};
+    let version = Version::of_this_machine().unwrap();
+    if version == Version::V2 {
+        // v2's mapping is checked by the unit tests; runc 1.1.5 writes
+        // what v1 has here.
+        return;
+    }
+    let disk = std::fs::read_to_string("/sys/dev/block/254:0/uevent").map(|_| "254:0").unwrap_or("1:0");
+    let (major, minor) = disk.split_once(':').unwrap();
+    let (major, minor): (i64, i64) = (major.parse().unwrap(), minor.parse().unwrap());
+    let files = [
+        ("cpuset", "cpuset.cpus"),
+        ("cpuset", "cpuset.mems"),
+        ("memory", "memory.soft_limit_in_bytes"),
+        ("memory", "memory.memsw.limit_in_bytes"),
+        ("memory", "memory.swappiness"),
+        ("memory", "memory.oom_control"),
+        ("blkio", "blkio.throttle.read_bps_device"),
+        ("blkio", "blkio.throttle.write_iops_device"),
+        ("cpu", "cpu.rt_period_us"),
+        ("cpu", "cpu.rt_runtime_us"),
+    ];
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        let id = unique_id();
+        let bundle = Bundle::new("more-resources", |config| {
+            args_of(&["true"])(config);
+            config["linux"]["cgroupsPath"] = format!("/{id}").into();
+            config["linux"]["resources"]["cpu"] = serde_json::json!({
+                "cpus": "0", "mems": "0", "realtimePeriod": 500000, "realtimeRuntime": 0
+            });
+            config["linux"]["resources"]["memory"] = serde_json::json!({
+                "limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10,
+                "disableOOMKiller": true
+            });
+            config["linux"]["resources"]["blockIO"] = serde_json::json!({
+                "throttleReadBpsDevice": [{"major": major, "minor": minor, "rate": 1048576}],
+                "throttleWriteIOPSDevice": [{"major": major, "minor": minor, "rate": 100}]
+            });
+        });
+        let _groups = GroupsNamed(id.clone());
+        let (code, said) = runtime.told(&bundle, &["create", &id]);
+        assert_eq!(code, Some(0), "{runtime:?}: {said}");
+        let cgroup = Cgroup::existing(version, &id, &[]);
+        let read = |(controller, file): (&str, &str)| {
+            let text = std::fs::read_to_string(cgroup.file(controller, file)).unwrap_or_default();
+            // oom_control holds a state beside the setting.
+            let text = text
+                .lines()
+                .find(|l| !l.starts_with("under_oom") && !l.starts_with("oom_kill "))
+                .unwrap_or("");
+            format!("{file}: {text}")
+        };
+        seen.push(files.map(read));
+        cgroup.keep();
+        assert_eq!(runtime.detached(&bundle, &["delete", "--force", &id]), Some(0));
+    }
+    assert!(seen[0].contains(&"memory.swappiness: 10".to_string()), "runc: {:?}", seen[0]);
+    assert_eq!(seen[1], seen[0], "ours (left), runc's (right)");
+    // A controller this machine lacks: refused by both, ours before
+    // anything is made.
+    if !podlab::cgroups::has_controller(version, "hugetlb") {
+        let bundle = Bundle::new("no-hugetlb", |config| {
+            args_of(&["true"])(config);
+            config["linux"]["resources"]["hugepageLimits"] =
+                serde_json::json!([{"pageSize": "2MB", "limit": 4194304}]);
+        });
+        let runc = Runtime::Runc.run(&bundle, &["run", &unique_id()]);
+        assert!(runc.stderr.contains("cannot set hugetlb limit"), "runc: {}", runc.stderr);
+        let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+        assert_eq!(ours.code, Some(1), "{}", ours.stderr);
+        assert!(ours.stderr.contains("it needs the hugetlb controller"), "{}", ours.stderr);
+    }
+}

@@ -40,6 +40,35 @@ const FREEZER: &str = "freezer";
 pub const DEVICES: &str = "devices";
 /// The trees a runtime's groups are made in under v1, besides this level's.
 const FOR_A_CONTAINER: [&str; 2] = [FREEZER, DEVICES];
+/// Controllers a runtime's groups are made in where the machine has them,
+/// for the rest of a config's resources (v1 names; v2 calls blkio "io" and
+/// has no net_cls or net_prio).
+const WHERE_PRESENT: [&str; 5] = ["cpuset", "blkio", "hugetlb", "net_cls", "net_prio"];
+
+/// The name of a v1 controller under v2, if v2 has it.
+fn v2_name(controller: &str) -> Option<&'static str> {
+    match controller {
+        "cpu" => Some("cpu"),
+        "memory" => Some("memory"),
+        "pids" => Some("pids"),
+        "cpuset" => Some("cpuset"),
+        "blkio" => Some("io"),
+        "hugetlb" => Some("hugetlb"),
+        _ => None,
+    }
+}
+
+/// Whether this machine's cgroups have `controller` (a v1 name).
+pub fn has_controller(version: Version, controller: &str) -> bool {
+    let root = Path::new(CGROUP_ROOT);
+    match version {
+        Version::V1 => root.join(controller).join("cgroup.procs").exists(),
+        Version::V2 => v2_name(controller).is_some_and(|name| {
+            let available = std::fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+            available.split_whitespace().any(|a| a == name)
+        }),
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
@@ -210,6 +239,12 @@ impl Cgroup {
             if version == Version::V2 {
                 // The children of each group on the way get these
                 // controllers (a no-op where they have them).
+                let enable: Vec<String> = ["cpu", "memory", "pids", "cpuset", "blkio", "hugetlb"]
+                    .into_iter()
+                    .filter(|c| controllers.contains(c))
+                    .filter_map(v2_name)
+                    .map(|name| format!("+{name}"))
+                    .collect();
                 for ancestor in parent
                     .ancestors()
                     .take_while(|a| a.starts_with(root))
@@ -217,10 +252,13 @@ impl Cgroup {
                     .into_iter()
                     .rev()
                 {
-                    kernel::write_file(&ancestor.join("cgroup.subtree_control"), "+cpu +memory +pids")?;
+                    kernel::write_file(&ancestor.join("cgroup.subtree_control"), &enable.join(" "))?;
                 }
             }
             kernel::mkdir(&dir, 0o755)?;
+            if version == Version::V1 && controller == "cpuset" {
+                inherit_cpus_and_memory_nodes(&dir)?;
+            }
             // Recorded as soon as it exists, so that Drop removes it on any path.
             cgroup.dirs.push((controller, dir));
         }
@@ -265,7 +303,9 @@ impl Cgroup {
 
     /// The controllers whose trees a container's group is made in.
     pub fn for_a_container() -> Vec<&'static str> {
-        [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat()
+        let version = Version::of_this_machine().unwrap_or(Version::V2);
+        let present = WHERE_PRESENT.into_iter().filter(|c| has_controller(version, c));
+        [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat().into_iter().chain(present).collect()
     }
 
     /// A group made before, by another run, to remove it (dropping it does,
@@ -273,7 +313,7 @@ impl Cgroup {
     /// would leave the tree(s) stands for no group.
     pub fn existing(version: Version, name: &str, parents_made: &[String]) -> Cgroup {
         let name = confine(name).unwrap_or_default();
-        let every_tree = [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat();
+        let every_tree = Self::for_a_container();
         let dirs = if name.is_empty() {
             Vec::new()
         } else {
@@ -420,7 +460,7 @@ impl Drop for Cgroup {
         }
         // The parents made for it, deepest first, in every tree they are in;
         // one that holds another group now is that group's, and stays.
-        let every_tree = [CONTROLLERS.as_slice(), &FOR_A_CONTAINER].concat();
+        let every_tree = Self::for_a_container();
         for parent in self.parents_made.iter().rev() {
             let mut dirs: Vec<PathBuf> = Self::directories(self.version, parent, &every_tree)
                 .into_iter()
@@ -490,6 +530,26 @@ fn check_controllers(version: Version, controllers: &[&'static str]) -> Result<(
             missing.join(", ")
         )))
     }
+}
+
+/// A new v1 cpuset group starts with no CPUs and no memory nodes, and the
+/// kernel refuses it a process (ENOSPC) until it has some: it is given its
+/// parent's, top down through the groups just made above it (as runc does).
+fn inherit_cpus_and_memory_nodes(dir: &Path) -> Result<()> {
+    let root = std::fs::canonicalize(Path::new(CGROUP_ROOT).join("cpuset")).unwrap_or_default();
+    let mut chain: Vec<&Path> = dir.ancestors().take_while(|a| *a != root && a.starts_with(&root)).collect();
+    chain.reverse();
+    for group in chain {
+        let parent = group.parent().unwrap_or(&root);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = std::fs::read_to_string(group.join(file)).unwrap_or_default();
+            if own.trim().is_empty() {
+                let inherited = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+                kernel::write_file(&group.join(file), inherited.trim())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A name no other run uses: podlab- and six letters or digits.

@@ -51,6 +51,8 @@ pub struct Plan {
     /// linux.devices: device files the container must have, made in its
     /// rootfs beside the default ones.
     pub device_nodes: Vec<DeviceNode>,
+    /// The rest of linux.resources, as writes to the group's files.
+    pub more_resources: Vec<super::resources::Write>,
     /// linux.resources.cpu.shares: the container's weight when CPUs are
     /// contended (what Kubernetes makes of a CPU request).
     pub cpu_shares: Option<u64>,
@@ -461,6 +463,8 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         )));
     }
     let limits = limits(linux.and_then(|l| l.resources().as_ref()))?;
+    let more_resources =
+        super::resources::writes(linux.and_then(|l| l.resources().as_ref()), Version::of_this_machine()?)?;
     if let Some(unapplied) = unapplied_resources(linux.and_then(|l| l.resources().as_ref())) {
         process.warnings.push(unapplied);
     }
@@ -480,6 +484,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
                 .unwrap_or_default(),
         )?,
         device_nodes,
+        more_resources,
         masked_paths,
         readonly_paths,
         rootfs,
@@ -645,9 +650,10 @@ pub fn load_process(file: &Path) -> Result<ProcessPlan> {
 
 /// A linux.resources object on its own, as `update --resources` takes it
 /// (containerd passes it on standard input, as "-").
-pub fn load_resources(file: &Path) -> Result<(Limits, Option<u64>)> {
+pub fn load_resources(file: &Path) -> Result<(Limits, Option<u64>, Vec<super::resources::Write>)> {
     let resources = read_json(file, "resources")?;
-    Ok((limits(Some(&resources))?, cpu_shares(Some(&resources))))
+    let more = super::resources::writes(Some(&resources), Version::of_this_machine()?)?;
+    Ok((limits(Some(&resources))?, cpu_shares(Some(&resources)), more))
 }
 
 /// linux.resources.cpu.shares, if set (0 is "not set", as in runc).
@@ -680,8 +686,7 @@ fn limits(resources: Option<&oci_spec::runtime::LinuxResources>) -> Result<Limit
 /// The linux.resources a config sets that level 3 does not apply, said in
 /// one warning: a limit left out must not pass in silence.
 fn unapplied_resources(resources: Option<&oci_spec::runtime::LinuxResources>) -> Option<String> {
-    const APPLIED: [&str; 6] =
-        ["memory.limit", "pids.limit", "cpu.quota", "cpu.period", "cpu.shares", "devices"];
+    const BY_LEVEL_3: [&str; 5] = ["memory.limit", "pids.limit", "cpu.quota", "cpu.period", "devices"];
     fn leaves(value: &serde_json::Value, path: String, found: &mut Vec<String>) {
         match value {
             serde_json::Value::Null => {}
@@ -697,9 +702,12 @@ fn unapplied_resources(resources: Option<&oci_spec::runtime::LinuxResources>) ->
     }
     let mut found = Vec::new();
     leaves(&serde_json::to_value(resources?).ok()?, String::new(), &mut found);
-    found.retain(|path| !APPLIED.contains(&path.as_str()));
+    let applied: Vec<&str> = BY_LEVEL_3.iter().chain(&super::resources::APPLIED).copied().collect();
+    // A list or a map (hugepageLimits, unified) is named by its field.
+    let is_applied = |path: &String| applied.iter().any(|a| path == a || path.starts_with(&format!("{a}.")));
+    found.retain(|path| !is_applied(path));
     (!found.is_empty()).then(|| {
-        format!("linux.resources: {} not applied (podlab applies {})", found.join(", "), APPLIED.join(", "))
+        format!("linux.resources: {} not applied (podlab applies {})", found.join(", "), applied.join(", "))
     })
 }
 

@@ -259,7 +259,7 @@ fn run(args: Args) -> Result<ExitCode> {
             }
         }
         Command::Update { resources, memory, cpu_share, pids_limit, cpu_quota, cpu_period, id } => {
-            let (mut limits, mut shares) = match resources {
+            let (mut limits, mut shares, more) = match resources {
                 Some(file) => podlab::runtime::load_resources(&file)?,
                 None => Default::default(),
             };
@@ -278,7 +278,7 @@ fn run(args: Args) -> Result<ExitCode> {
                 (None, Some(_)) => return Err(Error::new("--cpu-period goes with --cpu-quota: give both")),
                 (None, None) => {}
             }
-            runtime.update(&id, &limits, shares)?;
+            runtime.update(&id, &limits, shares, &more)?;
         }
         Command::Pause { id } => runtime.pause(&id)?,
         Command::Resume { id } => runtime.resume(&id)?,

@@ -10,6 +10,7 @@
 
 mod config;
 mod devices;
+mod resources;
 mod seccomp;
 // The lab swaps the reference `handshake` for the student's file (`--features lab-04`).
 #[cfg_attr(not(feature = "lab-04"), path = "handshake.rs")]
@@ -28,6 +29,7 @@ use nix::sys::signal::Signal;
 use nix::sys::stat::SFlag;
 use nix::unistd::Pid;
 use oci_spec::runtime::PosixRlimitType;
+pub use resources::Write as ResourceWrite;
 use serde::{Deserialize, Serialize};
 
 use crate::cgroups::{write_limits, Cgroup, Limits, Version};
@@ -374,7 +376,13 @@ impl Runtime {
 
     /// Changes the limits of container `id` while it lives: only those set
     /// in `limits`, through level 3 as at create.
-    pub fn update(&self, id: &str, limits: &Limits, cpu_shares: Option<u64>) -> Result<()> {
+    pub fn update(
+        &self,
+        id: &str,
+        limits: &Limits,
+        cpu_shares: Option<u64>,
+        more: &[resources::Write],
+    ) -> Result<()> {
         let state = self.state(id)?;
         if state.status == Status::Stopped {
             return Err(Error::new(format!("cannot update container {id}: it is stopped")));
@@ -383,6 +391,7 @@ impl Runtime {
             .cgroup(&self.record(id)?)
             .ok_or_else(|| Error::new(format!("container {id} has no cgroup to update")))?;
         write_limits_told(&cgroup, limits)?;
+        resources::apply(&cgroup, more)?;
         cpu_shares.map_or(Ok(()), |shares| write_cpu_shares(&cgroup, shares))
     }
 
@@ -476,6 +485,7 @@ impl Runtime {
         // in from outside before it does anything, as all its children will.
         let cgroup = Cgroup::create_for_a_container(version, record.cgroup.as_deref().unwrap_or_default())?;
         write_limits_told(&cgroup, &plan.limits)?;
+        resources::apply(&cgroup, &plan.more_resources)?;
         if let Some(shares) = plan.cpu_shares {
             write_cpu_shares(&cgroup, shares)?;
         }
