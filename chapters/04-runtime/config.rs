@@ -244,11 +244,9 @@ fn capability_bits(set: Option<&oci_spec::runtime::Capabilities>) -> Result<u64>
             .ok()
             .and_then(|v| v.as_str().map(String::from))
             .unwrap_or_default();
-        let number = crate::kernel::CAPABILITIES
-            .iter()
-            .position(|known| *known == name)
+        let number = crate::kernel::capability_number(&name)
             .ok_or_else(|| Error::new(format!("{name} is not a capability podlab knows")))?;
-        if number as u32 <= last {
+        if number <= last {
             bits |= 1 << number;
         }
     }

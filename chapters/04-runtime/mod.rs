@@ -179,7 +179,7 @@ pub fn features() -> oci_spec::runtime::Features {
             Kind::User,
             Kind::Uts,
         ]))
-        .set_capabilities(Some(kernel::CAPABILITIES.iter().map(|c| c.to_string()).collect()))
+        .set_capabilities(Some(kernel::known_capabilities().into_iter().map(|(_, name)| name).collect()))
         .set_cgroup(Some(cgroup));
     let hooks = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
     let mut features = Features::default();

@@ -15,8 +15,9 @@
 //!        16  args   six 64-bit arguments, each as two words, the low one first
 //! ```
 //!
-//! What we write: one section for each ABI the profile lets in (x86_64
-//! always, x32 and x86 if listed), each a block for each system call named:
+//! What we write: one section for each ABI the profile lets in (the
+//! machine's own always; on x86_64, x32 and x86 if listed; on aarch64, arm
+//! if listed), each a block for each system call named:
 //!
 //! ```text
 //! section x86_64   arch is AUDIT_ARCH_X86_64 and nr < 0x4000_0000, else on to the next section;
@@ -28,6 +29,11 @@
 //! section x86      ...
 //! return SECCOMP_RET_KILL_PROCESS: the call came in an ABI the profile does not list
 //! ```
+//!
+//! The numbers come from the `syscalls` crate's tables, one per
+//! architecture, generated from the kernel's own; x32, which it has no
+//! table for, is x86_64's numbers with a bit set, but for a few (below).
+//! Tested on x86_64; built for aarch64 too.
 
 use nix::libc::{self, sock_filter};
 use oci_spec::runtime::{
@@ -37,9 +43,6 @@ use oci_spec::runtime::{
 
 use crate::error::{Error, Result};
 use crate::kernel;
-
-#[path = "syscalls_x86_64.rs"]
-mod syscalls;
 
 /// A profile compiled for seccomp(2), ready to install.
 pub struct Filter {
@@ -71,11 +74,75 @@ const ARGS: u32 = 16;
 /// System calls have six arguments, numbered 0 to 5.
 const ARG_COUNT: usize = 6;
 
-// seccomp_data.arch for the ABIs an x86_64 kernel runs (<linux/audit.h>).
+// seccomp_data.arch for the ABIs each kind of machine runs (<linux/audit.h>).
+#[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+#[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_ARM: u32 = 0x4000_0028;
 /// Set in `nr` for x32's calls, which share x86_64's `arch`.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// x32 makes x86_64's calls with X32_SYSCALL_BIT set in the number, except
+/// these, which take structures of 32-bit pointers and have numbers of
+/// their own, from 512 in this order (arch/x86/entry/syscalls/syscall_64.tbl)...
+#[cfg(target_arch = "x86_64")]
+const X32_OWN_NUMBERS: [&str; 36] = [
+    "rt_sigaction",
+    "rt_sigreturn",
+    "ioctl",
+    "readv",
+    "writev",
+    "recvfrom",
+    "sendmsg",
+    "recvmsg",
+    "execve",
+    "ptrace",
+    "rt_sigpending",
+    "rt_sigtimedwait",
+    "rt_sigqueueinfo",
+    "sigaltstack",
+    "timer_create",
+    "mq_notify",
+    "kexec_load",
+    "waitid",
+    "set_robust_list",
+    "get_robust_list",
+    "vmsplice",
+    "move_pages",
+    "preadv",
+    "pwritev",
+    "rt_tgsigqueueinfo",
+    "recvmmsg",
+    "sendmmsg",
+    "process_vm_readv",
+    "process_vm_writev",
+    "setsockopt",
+    "getsockopt",
+    "io_setup",
+    "io_submit",
+    "execveat",
+    "preadv2",
+    "pwritev2",
+];
+/// ...and these, which x32 does not have at all.
+#[cfg(target_arch = "x86_64")]
+const NOT_IN_X32: [&str; 11] = [
+    "_sysctl",
+    "create_module",
+    "epoll_ctl_old",
+    "epoll_wait_old",
+    "get_kernel_syms",
+    "get_thread_area",
+    "nfsservctl",
+    "query_module",
+    "set_thread_area",
+    "uselib",
+    "vserver",
+];
 
 // The few classic BPF instructions a filter needs (<linux/bpf_common.h>).
 const LOAD_WORD: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
@@ -99,15 +166,16 @@ const UNLISTED_ABI: u32 = libc::SECCOMP_RET_KILL_PROCESS;
 /// ENOSYS (see [`section`]).
 const NEWER_THAN_THE_PROFILE: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
-/// One of the ABIs an x86_64 kernel takes system calls in; a program
-/// chooses by how it calls (`syscall`, `int 0x80`, `syscall` with the x32
-/// bit in the number).
+/// One of the ABIs the kernel takes system calls in; a program chooses by
+/// how it calls (on x86_64: `syscall`, `int 0x80`, `syscall` with the x32
+/// bit in the number; on aarch64: `svc` from 64-bit or 32-bit code).
 struct Abi {
     audit_arch: u32,
     /// For the two ABIs that share AUDIT_ARCH_X86_64: whether their
     /// numbers carry the x32 bit.
     x32_bit: Option<bool>,
-    syscalls: &'static [(&'static str, u32)],
+    /// The number of a call by its name, in this ABI.
+    number_of: fn(&str) -> Option<u32>,
     /// Whether the ABI's arguments are 64 bits. A 32-bit ABI's calls use
     /// only the low word, while the high one holds whatever the register
     /// held: compared too, it would let `int 0x80` from a 64-bit program
@@ -115,16 +183,60 @@ struct Abi {
     wide_args: bool,
 }
 
-static X86_64: Abi =
-    Abi { audit_arch: AUDIT_ARCH_X86_64, x32_bit: Some(false), syscalls: syscalls::X86_64, wide_args: true };
+/// A call's number in one of the `syscalls` crate's tables.
+macro_rules! number_in {
+    ($table:path) => {
+        |name: &str| name.parse::<$table>().ok().map(|call| call.id() as u32)
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+static NATIVE: Abi = Abi {
+    audit_arch: AUDIT_ARCH_X86_64,
+    x32_bit: Some(false),
+    number_of: number_in!(syscalls::x86_64::Sysno),
+    wide_args: true,
+};
+#[cfg(target_arch = "x86_64")]
 static X32: Abi =
-    Abi { audit_arch: AUDIT_ARCH_X86_64, x32_bit: Some(true), syscalls: syscalls::X32, wide_args: false };
-static X86: Abi =
-    Abi { audit_arch: AUDIT_ARCH_I386, x32_bit: None, syscalls: syscalls::X86, wide_args: false };
+    Abi { audit_arch: AUDIT_ARCH_X86_64, x32_bit: Some(true), number_of: x32_number, wide_args: false };
+#[cfg(target_arch = "x86_64")]
+static X86: Abi = Abi {
+    audit_arch: AUDIT_ARCH_I386,
+    x32_bit: None,
+    number_of: number_in!(syscalls::x86::Sysno),
+    wide_args: false,
+};
+#[cfg(target_arch = "aarch64")]
+static NATIVE: Abi = Abi {
+    audit_arch: AUDIT_ARCH_AARCH64,
+    x32_bit: None,
+    number_of: number_in!(syscalls::aarch64::Sysno),
+    wide_args: true,
+};
+#[cfg(target_arch = "aarch64")]
+static ARM: Abi = Abi {
+    audit_arch: AUDIT_ARCH_ARM,
+    x32_bit: None,
+    number_of: number_in!(syscalls::arm::Sysno),
+    wide_args: false,
+};
+
+/// A call's number in x32.
+#[cfg(target_arch = "x86_64")]
+fn x32_number(name: &str) -> Option<u32> {
+    if NOT_IN_X32.contains(&name) {
+        return None;
+    }
+    match X32_OWN_NUMBERS.iter().position(|own| *own == name) {
+        Some(index) => Some(X32_SYSCALL_BIT | (512 + index as u32)),
+        None => number_in!(syscalls::x86_64::Sysno)(name).map(|number| X32_SYSCALL_BIT | number),
+    }
+}
 
 impl Abi {
     fn number(&self, name: &str) -> Option<u32> {
-        self.syscalls.iter().find(|(known, _)| *known == name).map(|(_, number)| *number)
+        (self.number_of)(name)
     }
 }
 
@@ -220,27 +332,46 @@ fn newer_calls_get_enosys(default: LinuxSeccompAction) -> bool {
     !matches!(default, ScmpActAllow | ScmpActLog | ScmpActTrace)
 }
 
-/// The ABIs to let in, in the order the program tests them: x86_64
-/// always, as libseccomp always adds the native architecture, then x32 and
-/// x86 if listed. Each comes with whether `architectures` lists it, as
-/// runc's ENOSYS stub covers only those (see [`section`]).
+/// The ABIs to let in, in the order the program tests them: the machine's
+/// own always, as libseccomp always adds the native architecture, then the
+/// others it runs (x32 and x86 on x86_64, arm on aarch64) if listed. Each
+/// comes with whether `architectures` lists it, as runc's ENOSYS stub
+/// covers only those (see [`section`]).
+#[cfg(target_arch = "x86_64")]
 fn abis(architectures: &[Arch]) -> Result<Vec<(&'static Abi, bool)>> {
-    let (mut x86_64, mut x32, mut x86) = (false, false, false);
+    let (mut native, mut x32, mut x86) = (false, false, false);
     for arch in architectures {
         match arch {
-            Arch::ScmpArchNative | Arch::ScmpArchX86_64 => x86_64 = true,
+            Arch::ScmpArchNative | Arch::ScmpArchX86_64 => native = true,
             Arch::ScmpArchX32 => x32 = true,
             Arch::ScmpArchX86 => x86 = true,
             other => {
-                return Err(Error::new(format!(
-                    "seccomp: the architecture {other} is not one an x86_64 kernel runs: list only \
-                     SCMP_ARCH_X86_64, SCMP_ARCH_X86 and SCMP_ARCH_X32"
-                )))
+                return Err(not_this_machines(other, "SCMP_ARCH_X86_64, SCMP_ARCH_X86 and SCMP_ARCH_X32"))
             }
         }
     }
     let listed = [x32.then_some((&X32, true)), x86.then_some((&X86, true))];
-    Ok([Some((&X86_64, x86_64))].into_iter().chain(listed).flatten().collect())
+    Ok([Some((&NATIVE, native))].into_iter().chain(listed).flatten().collect())
+}
+
+#[cfg(target_arch = "aarch64")]
+fn abis(architectures: &[Arch]) -> Result<Vec<(&'static Abi, bool)>> {
+    let (mut native, mut arm) = (false, false);
+    for arch in architectures {
+        match arch {
+            Arch::ScmpArchNative | Arch::ScmpArchAarch64 => native = true,
+            Arch::ScmpArchArm => arm = true,
+            other => return Err(not_this_machines(other, "SCMP_ARCH_AARCH64 and SCMP_ARCH_ARM")),
+        }
+    }
+    Ok([Some((&NATIVE, native)), arm.then_some((&ARM, true))].into_iter().flatten().collect())
+}
+
+fn not_this_machines(arch: &Arch, these: &str) -> Error {
+    Error::new(format!(
+        "seccomp: the architecture {arch} is not one this machine's kernel runs ({}): list only {these}",
+        std::env::consts::ARCH
+    ))
 }
 
 /// The profile's `syscalls`, checked.
@@ -506,7 +637,9 @@ impl Backwards {
     }
 }
 
-#[cfg(test)]
+// The tests make system calls by their x86_64 numbers, and x86's through
+// `int 0x80`: x86_64 only.
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
 
@@ -625,7 +758,7 @@ mod tests {
             r#"{"defaultAction": "SCMP_ACT_ALLOW",
                 "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"]}"#,
         );
-        assert!(arch.contains("SCMP_ARCH_AARCH64 is not one an x86_64 kernel runs"), "{arch}");
+        assert!(arch.contains("SCMP_ARCH_AARCH64 is not one this machine's kernel runs (x86_64)"), "{arch}");
         let index = refusal(
             r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["kill"],
                 "action": "SCMP_ACT_ERRNO", "args": [{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]}]}"#,
@@ -653,10 +786,10 @@ mod tests {
     #[test]
     fn refuses_programs_classic_bpf_cannot_hold() {
         // Every call of every ABI, each in a rule of its own with a comparison.
-        let every_call: Vec<_> = [syscalls::X86_64, syscalls::X86, syscalls::X32]
-            .concat()
-            .iter()
-            .map(|(name, _)| {
+        let names = syscalls::x86_64::Sysno::iter().map(|call| call.name());
+        let every_call: Vec<_> = names
+            .chain(syscalls::x86::Sysno::iter().map(|call| call.name()))
+            .map(|name| {
                 let eq_1 = serde_json::json!({"index": 0, "value": 1, "op": "SCMP_CMP_EQ"});
                 serde_json::json!({"names": [name], "action": "SCMP_ACT_ALLOW", "args": [eq_1]})
             })
@@ -982,8 +1115,10 @@ mod tests {
         // every x86_64 call but a few, and calls of other architectures),
         // and a few calls only with certain arguments.
         let denied = ["mount", "umount2", "reboot", "personality", "clone", "socket", "kexec_load"];
-        let mut names: Vec<&str> =
-            syscalls::X86_64.iter().map(|(name, _)| *name).filter(|name| !denied.contains(name)).collect();
+        let mut names: Vec<&str> = syscalls::x86_64::Sysno::iter()
+            .map(|call| call.name())
+            .filter(|name| !denied.contains(name))
+            .collect();
         names.extend(["arm_fadvise64_64", "s390_runtime_instr", "riscv_flush_icache"]);
         let arg_0 = |op: &str, value: u64| serde_json::json!([{"index": 0, "value": value, "op": op}]);
         let allow =
@@ -1023,5 +1158,34 @@ mod tests {
         assert_eq!(call(libc::SYS_mount, &[0, 0, 0]), Outcome::Failed(Errno::EPERM));
         // i386's getpid, in the last section.
         assert_eq!(under(&filter, || int_0x80(20, 0)), Outcome::Returned);
+    }
+}
+
+// The tables, on any machine: names the kernel's tables give, and x32's
+// exceptions.
+#[cfg(test)]
+mod tables {
+    use super::*;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn x86_64_x32_and_x86_numbers() {
+        assert_eq!(NATIVE.number("mkdir"), Some(83));
+        assert_eq!(NATIVE.number("clone3"), Some(435));
+        assert_eq!(X86.number("mkdir"), Some(39));
+        // x32: x86_64's number with the bit, or one of its own, or none.
+        assert_eq!(X32.number("mkdir"), Some(0x4000_0000 | 83));
+        assert_eq!(X32.number("execve"), Some(0x4000_0208));
+        assert_eq!(X32.number("pwritev2"), Some(0x4000_0223));
+        assert_eq!(X32.number("uselib"), None);
+        assert_eq!(NATIVE.number("no_such_call"), None);
+    }
+
+    #[test]
+    #[cfg(target_arch = "aarch64")]
+    fn aarch64_and_arm_numbers() {
+        assert_eq!(NATIVE.number("mkdirat"), Some(34));
+        assert_eq!(NATIVE.number("mkdir"), None);
+        assert_eq!(ARM.number("mkdir"), Some(39));
     }
 }

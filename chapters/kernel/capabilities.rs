@@ -6,50 +6,19 @@ use super::failed;
 use crate::error::Result;
 use crate::narrate;
 
-/// The capabilities by number, as <linux/capability.h> numbers them.
-pub const CAPABILITIES: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
+/// Every capability podlab knows, by number (as <linux/capability.h>
+/// numbers them) and name, from the caps crate.
+pub fn known_capabilities() -> Vec<(u32, String)> {
+    let mut known: Vec<(u32, String)> =
+        caps::all().into_iter().map(|cap| (u32::from(cap.index()), cap.to_string())).collect();
+    known.sort();
+    known
+}
+
+/// The number of the capability `name` ("CAP_CHOWN"), if podlab knows it.
+pub fn capability_number(name: &str) -> Option<u32> {
+    name.parse::<caps::Capability>().ok().map(|cap| u32::from(cap.index()))
+}
 
 /// The highest capability this kernel knows.
 pub fn last_capability() -> u32 {
@@ -61,9 +30,10 @@ pub fn last_capability() -> u32 {
 
 /// The names of the capabilities in a set, for narration.
 fn capability_names(set: u64) -> String {
-    let names: Vec<&str> = (0..64)
-        .filter(|cap| set & (1 << cap) != 0)
-        .filter_map(|cap| CAPABILITIES.get(cap).copied())
+    let names: Vec<String> = known_capabilities()
+        .into_iter()
+        .filter(|(number, _)| set & (1 << number) != 0)
+        .map(|(_, name)| name)
         .collect();
     format!("[{}]", names.join(", "))
 }
@@ -76,7 +46,7 @@ pub fn drop_bounding_set(keep: u64) -> Result<()> {
         // SAFETY: prctl with integer arguments only.
         if unsafe { nix::libc::prctl(nix::libc::PR_CAPBSET_DROP, cap as nix::libc::c_ulong, 0, 0, 0) } < 0 {
             return Err(failed(
-                format!("prctl(PR_CAPBSET_DROP, {})", CAPABILITIES[cap as usize]),
+                format!("prctl(PR_CAPBSET_DROP, {})", capability_names(1 << cap)),
                 Errno::last(),
             ));
         }
