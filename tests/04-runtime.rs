@@ -2132,3 +2132,45 @@ fn more_resources_as_with_runc() {
         assert!(ours.stderr.contains("it needs the hugetlb controller"), "{}", ours.stderr);
     }
 }
+
+/// linux.rootfsPropagation, and runc's default when there is none (the
+/// host's mounts' copies become slaves, so that a mount the host makes
+/// under a volume still reaches the container). Each runtime runs in a
+/// mount namespace of the test's whose mounts are shared, as systemd makes
+/// a host's: there the propagation the container's "/" ends up with shows.
+#[test]
+fn rootfs_propagation_as_with_runc() {
+    if !needs_runc("rootfs_propagation_as_with_runc") {
+        return;
+    }
+    let look = "awk '$5 == \"/\" { print $7 }' /proc/self/mountinfo";
+    // What the optional fields say, without their group numbers.
+    let kind = |text: &str| -> String {
+        let field = text.trim();
+        field.split(':').next().unwrap_or(field).to_string()
+    };
+    for (propagation, expected) in
+        [(None, "master"), (Some("rprivate"), "-"), (Some("rslave"), "master"), (Some("rshared"), "-")]
+    {
+        let bundle = Bundle::new("propagation", |config| {
+            args_of(&["sh", "-c", look])(config);
+            if let Some(propagation) = propagation {
+                config["linux"]["rootfsPropagation"] = propagation.into();
+            }
+        });
+        let mut seen = Vec::new();
+        for runtime in [Runtime::Runc, Runtime::Ours] {
+            let inner = runtime.command(&bundle);
+            let mut shared = Command::new("unshare");
+            shared
+                .args(["--mount", "--propagation", "shared"])
+                .arg(inner.get_program())
+                .args(inner.get_args());
+            let outcome = run(shared.args(["run", &unique_id()]).current_dir(bundle.path()));
+            assert_eq!(outcome.code, Some(0), "{runtime:?} {propagation:?}: {}", outcome.stderr);
+            seen.push(kind(&outcome.stdout));
+        }
+        assert_eq!(seen[0], expected, "runc, {propagation:?}");
+        assert_eq!(seen[1], seen[0], "ours (left), runc's (right), {propagation:?}");
+    }
+}

@@ -15,18 +15,27 @@ use super::{IdMap, IdMaps, Kind, Mount};
 // ANCHOR: pivot_into
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
 /// tree, with `mounts` made inside it, and lets go of the host's root.
-/// `before_pivot` runs once the mounts are made, while the host's files are
-/// still in view, with the rootfs opened as a root to make things in
-/// (level 4 makes its devices there and runs its createContainer hooks).
+/// The copies of the host's mounts first take `propagation` (level 2:
+/// private). `before_pivot` runs once the mounts are made, while the host's
+/// files are still in view, with the rootfs opened as a root to make things
+/// in (level 4 makes its devices there and runs its createContainer hooks).
 pub fn pivot_into(
     rootfs: &Path,
     mounts: &[Mount],
+    propagation: MsFlags,
     before_pivot: impl FnOnce(&Root) -> Result<()>,
 ) -> Result<()> {
     // Our mount namespace began as a copy of the host's, and its mounts may
-    // still share events with the host's: make every one private first, so
-    // that nothing we mount or unmount from here on reaches the host.
-    kernel::mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
+    // still share events with the host's. Each takes `propagation` first,
+    // from "/" down: private, so that nothing we mount or unmount from here
+    // on reaches the host (level 2); or a slave, which hears of the host's
+    // mounts and tells it nothing (a runtime's default).
+    kernel::mount(None, Path::new("/"), None, propagation, None)?;
+    // pivot_root refuses a new root whose parent mount is shared: when all
+    // were made shared, the one the rootfs is on is made private again.
+    if propagation.contains(MsFlags::MS_SHARED) {
+        kernel::mount(None, &kernel::mount_point_of(rootfs)?, None, MsFlags::MS_PRIVATE, None)?;
+    }
     // pivot_root wants the new root to be a mount point: bind it onto itself.
     kernel::mount(Some(rootfs), rootfs, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     // The rootfs as a root to resolve targets in, opened now that the bind
@@ -55,6 +64,9 @@ pub fn pivot_into(
     kernel::chdir(rootfs)?;
     kernel::pivot_root(Path::new("."), Path::new("."))?;
     // ...from where one detach takes it away. Nothing above "/" remains.
+    // Its mounts become slaves first: were they shared with the host's, the
+    // detach would unmount the host's own (runc takes the same care).
+    kernel::mount(None, Path::new("."), None, MsFlags::MS_REC | MsFlags::MS_SLAVE, None)?;
     kernel::umount_detach(Path::new("."))?;
     kernel::chdir(Path::new("/"))?;
     Ok(())

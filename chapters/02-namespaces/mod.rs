@@ -252,7 +252,7 @@ fn set_up_inside(rootfs: &Path, namespaces: CloneFlags, hostname: &str) -> Resul
         kernel::set_link_up("lo")?;
     }
     if namespaces.contains(CloneFlags::CLONE_NEWNS) {
-        pivot_into(rootfs, &[Mount::proc()], |_| Ok(()))
+        pivot_into(rootfs, &[Mount::proc()], MsFlags::MS_REC | MsFlags::MS_PRIVATE, |_| Ok(()))
     } else {
         // Without a mount namespace of our own, level 1's chroot is all we have.
         chroot::enter(rootfs)

@@ -24,6 +24,10 @@ pub struct Plan {
     pub process: ProcessPlan,
     pub rootfs: PathBuf,
     pub readonly_root: bool,
+    /// linux.rootfsPropagation, if given: what the copies of the host's
+    /// mounts become before the rootfs is set up (runc's default, a slave
+    /// of each, when not).
+    pub rootfs_propagation: Option<MsFlags>,
     pub namespaces: CloneFlags,
     /// Existing namespaces to join (network, IPC, UTS, PID, cgroup), by the
     /// file that names each: how a pod's containers share its sandbox's.
@@ -420,6 +424,19 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         mounts.extend(translate_mount(mount, bundle)?);
     }
 
+    let rootfs_propagation =
+        match linux.and_then(|l| l.rootfs_propagation().as_deref()).filter(|p| !p.is_empty()) {
+            None => None,
+            Some(word) => match mount_options(&[word.to_string()]) {
+                (_, propagation, None) if !propagation.is_empty() => Some(propagation),
+                _ => {
+                    return Err(Error::new(format!(
+                    "linux.rootfsPropagation {word:?} is not one of private, slave, shared, unbindable (or \
+                     their recursive rprivate, rslave, rshared, runbindable)"
+                )))
+                }
+            },
+        };
     let device_nodes = device_nodes(linux.and_then(|l| l.devices().as_ref()))?;
     if !device_nodes.is_empty() && !has(CloneFlags::CLONE_NEWNS) {
         return Err(Error::new("config.json lists linux.devices but asks for no mount namespace: add one"));
@@ -486,6 +503,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         masked_paths,
         readonly_paths,
         rootfs,
+        rootfs_propagation,
         readonly_root: root.readonly().unwrap_or(false),
         namespaces,
         hostname,

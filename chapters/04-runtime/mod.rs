@@ -1032,7 +1032,12 @@ fn set_up_inside(
     if has(CloneFlags::CLONE_NEWNS) {
         // The devices go in while the host's /dev is still in view: in a
         // user namespace they cannot be made, only bound from there.
-        namespaces::pivot_into(&plan.rootfs, &plan.mounts, |root| {
+        // The host's mounts' copies become slaves, as with runc, unless the
+        // config says otherwise: the host's mounts under a volume still
+        // reach the container (what Kubernetes calls HostToContainer).
+        let propagation =
+            plan.rootfs_propagation.unwrap_or(nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_SLAVE);
+        namespaces::pivot_into(&plan.rootfs, &plan.mounts, propagation, |root: &kernel::Root| {
             for (link, points_at) in &plan.links {
                 let (Some(dir), Some(name)) = (link.parent(), link.file_name().and_then(|n| n.to_str()))
                 else {
@@ -1044,6 +1049,11 @@ fn set_up_inside(
             create_device_nodes(root, &plan.device_nodes, in_a_user_namespace)?;
             before_pivot()
         })?;
+        // A private one is the new root's own too, as runc (1.1) makes it:
+        // after the pivot, so that it is "/" in here that changes.
+        if plan.rootfs_propagation.is_some_and(|p| p.contains(nix::mount::MsFlags::MS_PRIVATE)) {
+            kernel::mount(None, Path::new("/"), None, nix::mount::MsFlags::MS_PRIVATE, None)?;
+        }
     } else {
         before_pivot()?;
         chroot::enter(&plan.rootfs)?;

@@ -34,6 +34,21 @@ pub fn mounts_under(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// The mount point of the mount that `path` is on: the deepest mount point
+/// of /proc/self/mountinfo that contains it. Only looks.
+pub fn mount_point_of(path: &Path) -> Result<PathBuf> {
+    let path = std::fs::canonicalize(path).map_err(|e| io_failed(format!("realpath({path:?})"), e))?;
+    let table = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| io_failed("reading /proc/self/mountinfo".into(), e))?;
+    Ok(table
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(unescape_mountinfo(field)))
+        .filter(|mount_point| path.starts_with(mount_point))
+        .max_by_key(|mount_point| mount_point.components().count())
+        .unwrap_or_else(|| PathBuf::from("/")))
+}
+
 /// mountinfo writes space, tab, newline and backslash in paths as \ooo.
 fn unescape_mountinfo(field: &str) -> String {
     let bytes = field.as_bytes();

@@ -22,17 +22,19 @@ use super::{IdMap, IdMaps, Kind, Mount};
 
 /// In a new mount namespace: makes `rootfs` the root of the whole mount
 /// tree, with `mounts` made inside it, and lets go of the host's root.
-/// `before_pivot` runs once the mounts are made, before the pivot, with the
-/// rootfs opened as a root to make things in.
+/// The copies of the host's mounts first take `propagation`. `before_pivot`
+/// runs once the mounts are made, before the pivot, with the rootfs opened
+/// as a root to make things in.
 pub fn pivot_into(
     rootfs: &Path,
     mounts: &[Mount],
+    propagation: MsFlags,
     before_pivot: impl FnOnce(&Root) -> Result<()>,
 ) -> Result<()> {
     todo!(
-        "make rootfs the root of this namespace's whole mount tree, with `mounts` made in it and \
-         before_pivot run before the switch, and nothing of the host's root left; \
-         `cargo lab hint 2` when stuck"
+        "make rootfs the root of this namespace's whole mount tree, the host's mounts' copies given \
+         `propagation` first, with `mounts` made in it and before_pivot run before the switch, and \
+         nothing of the host's root left; `cargo lab hint 2` when stuck"
     )
 }
 
