@@ -2174,3 +2174,55 @@ fn rootfs_propagation_as_with_runc() {
         assert_eq!(seen[1], seen[0], "ours (left), runc's (right), {propagation:?}");
     }
 }
+
+/// Mount and UTS namespaces joined by path, as runc joins them: the
+/// container is set up in the mount namespace it joins (whose root then is
+/// the rootfs for every process in it), and its hostname is set in the UTS
+/// namespace it joins.
+#[test]
+fn joining_mount_and_uts_namespaces_as_with_runc() {
+    if !needs_runc("joining_mount_and_uts_namespaces_as_with_runc") {
+        return;
+    }
+    let mut seen = Vec::new();
+    for runtime in [Runtime::Runc, Runtime::Ours] {
+        // A process holding a mount and a UTS namespace of the test's own.
+        let mut holder = Command::new("unshare");
+        holder.args(["--mount", "--uts", "--propagation", "private", "sleep", "30"]);
+        let holder = common::TerminateOnDrop(holder.spawn().unwrap());
+        let pid = holder.0.id();
+        let namespace = |kind: &str| format!("/proc/{pid}/ns/{kind}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::read_link(namespace("mnt")).ok() == std::fs::read_link("/proc/self/ns/mnt").ok() {
+            assert!(std::time::Instant::now() < deadline, "unshare made no mount namespace");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let bundle = Bundle::new("join-mnt-uts", |config| {
+            args_of(&["sh", "-c", "readlink /proc/self/ns/mnt; hostname; ls /etc"])(config);
+            config["hostname"] = "joined".into();
+            for entry in config["linux"]["namespaces"].as_array_mut().unwrap() {
+                match entry["type"].as_str() {
+                    Some("mount") => entry["path"] = namespace("mnt").into(),
+                    Some("uts") => entry["path"] = namespace("uts").into(),
+                    _ => {}
+                }
+            }
+        });
+        let outcome = runtime.run(&bundle, &["run", &unique_id()]);
+        let expected =
+            format!("{}\njoined\ngroup\npasswd\n", std::fs::read_link(namespace("mnt")).unwrap().display());
+        assert_eq!(
+            (outcome.code, outcome.stdout.as_str()),
+            (Some(0), expected.as_str()),
+            "{runtime:?}: {}",
+            outcome.stderr
+        );
+        let holders = |args: &[&str]| {
+            let out = Command::new("nsenter").args(["-t", &pid.to_string()]).args(args).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        seen.push((holders(&["-u", "hostname"]), holders(&["-m", "ls", "/etc"])));
+    }
+    assert_eq!(seen[0].0, "joined\n", "runc set no hostname in the namespace it joined");
+    assert_eq!(seen[1], seen[0], "what the holder sees after ours (left) and runc (right)");
+}

@@ -379,13 +379,6 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         let kind = CloneFlags::from_bits_truncate(namespace.typ() as i32);
         match namespace.path() {
             None => namespaces |= kind,
-            // runc 1.1.5 joins it, and then sets the rootfs up in there,
-            // changing the mounts of every process that shares it.
-            Some(_) if kind == CloneFlags::CLONE_NEWNS => {
-                return Err(Error::new(
-                    "joining an existing mount namespace by path is not supported: leave out its path to get a new one",
-                ));
-            }
             Some(path) if !path.exists() => {
                 return Err(Error::new(format!(
                     "the {} namespace to join, {}, does not exist",
@@ -398,6 +391,10 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         }
     }
     let has = |kind| namespaces.contains(kind);
+    // A namespace of the container's own, new or joined by path. A mount
+    // namespace joined is set up as a new one would be, as runc does: its
+    // root becomes the rootfs for every process in it.
+    let owns = |kind| has(kind) || join.iter().any(|(joined, _)| *joined == kind);
     let ids =
         id_map(linux.and_then(|l| l.uid_mappings().as_ref()), linux.and_then(|l| l.gid_mappings().as_ref()))?;
     // Mappings for a user namespace joined too, as runc wants them: they
@@ -408,7 +405,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         ));
     }
     let hostname = spec.hostname().clone().filter(|h| !h.is_empty());
-    if hostname.is_some() && !has(CloneFlags::CLONE_NEWUTS) {
+    if hostname.is_some() && !owns(CloneFlags::CLONE_NEWUTS) {
         return Err(Error::new("config.json sets a hostname but asks for no uts namespace of its own: add one, or leave the hostname out"));
     }
     if let Some(name) = &hostname {
@@ -418,7 +415,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
 
     let mut mounts = Vec::new();
     for mount in spec.mounts().iter().flatten() {
-        if !has(CloneFlags::CLONE_NEWNS) {
+        if !owns(CloneFlags::CLONE_NEWNS) {
             return Err(Error::new("config.json lists mounts but asks for no mount namespace: add one"));
         }
         mounts.extend(translate_mount(mount, bundle)?);
@@ -438,7 +435,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
             },
         };
     let device_nodes = device_nodes(linux.and_then(|l| l.devices().as_ref()))?;
-    if !device_nodes.is_empty() && !has(CloneFlags::CLONE_NEWNS) {
+    if !device_nodes.is_empty() && !owns(CloneFlags::CLONE_NEWNS) {
         return Err(Error::new("config.json lists linux.devices but asks for no mount namespace: add one"));
     }
 
@@ -465,7 +462,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
     let masked_paths = paths(linux.and_then(|l| l.masked_paths().as_ref()))?;
     let readonly_paths = paths(linux.and_then(|l| l.readonly_paths().as_ref()))?;
     let protects_paths = !masked_paths.is_empty() || !readonly_paths.is_empty();
-    if protects_paths && !has(CloneFlags::CLONE_NEWNS) {
+    if protects_paths && !owns(CloneFlags::CLONE_NEWNS) {
         return Err(Error::new(
             "config.json masks or protects paths but asks for no mount namespace: add one",
         ));

@@ -1029,7 +1029,8 @@ fn set_up_inside(
     if has(CloneFlags::CLONE_NEWNET) {
         kernel::set_link_up("lo")?;
     }
-    if has(CloneFlags::CLONE_NEWNS) {
+    let joins_mounts = plan.join.iter().any(|(kind, _)| *kind == CloneFlags::CLONE_NEWNS);
+    if has(CloneFlags::CLONE_NEWNS) || joins_mounts {
         // The devices go in while the host's /dev is still in view: in a
         // user namespace they cannot be made, only bound from there.
         // The host's mounts' copies become slaves, as with runc, unless the

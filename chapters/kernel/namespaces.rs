@@ -120,8 +120,8 @@ pub(super) fn single_threaded(call: &str) -> Result<()> {
 /// clone(2) of a child born in existing namespaces (`joins`: a pod's
 /// sandbox's network, IPC, UTS, its user namespace) and new ones of the
 /// kinds in `namespaces`, made inside those. This process never moves: a
-/// forked helper joins them (setns, the user namespace first, which grants
-/// the right to join the rest), clones the child with CLONE_PARENT (the
+/// forked helper joins them (setns: the user namespace first, which grants
+/// the right to join the rest; the mount namespace last), clones the child with CLONE_PARENT (the
 /// child is then ours, not the helper's, as if we had cloned it), tells us
 /// its pid, and ends. So what we still do (run createRuntime hooks, write
 /// cgroup files) happens where we are, as the specification wants.
@@ -137,10 +137,14 @@ pub fn clone_joining(
     match fork()? {
         ForkResult::Child => {
             drop(told);
-            let user_first = joins.iter().filter(|(kind, _)| *kind == CloneFlags::CLONE_NEWUSER);
-            let others = joins.iter().filter(|(kind, _)| *kind != CloneFlags::CLONE_NEWUSER);
-            let cloned = user_first
+            // The user namespace first, as it grants the right to join the
+            // rest; the mount namespace last, as after it /proc is another's.
+            let of = |wanted: CloneFlags| joins.iter().filter(move |(kind, _)| *kind == wanted);
+            let first_and_last = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+            let others = joins.iter().filter(|(kind, _)| !first_and_last.contains(*kind));
+            let cloned = of(CloneFlags::CLONE_NEWUSER)
                 .chain(others)
+                .chain(of(CloneFlags::CLONE_NEWNS))
                 .try_for_each(|(kind, path)| setns(path, *kind))
                 .and_then(|()| clone(namespaces | CloneFlags::CLONE_PARENT, child));
             let message = match cloned {
