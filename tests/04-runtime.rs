@@ -1188,8 +1188,9 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
         return;
     }
     let bundle = Bundle::new("terminal", |config| {
-        args_of(&["sh", "-c", "tty; [ -t 0 ] && echo stdin is a terminal"])(config);
+        args_of(&["sh", "-c", "tty; [ -t 0 ] && echo stdin is a terminal; stty size"])(config);
         config["process"]["terminal"] = Value::Bool(true);
+        config["process"]["consoleSize"] = serde_json::json!({"height": 33, "width": 101});
     });
     let mut seen = Vec::new();
     for runtime in [Runtime::Runc, Runtime::Ours] {
@@ -1206,7 +1207,7 @@ fn a_terminal_through_the_console_socket_as_with_runc() {
         runtime.wait_until_stopped(&bundle, &id, "never stopped");
         assert_eq!(runtime.detached(&bundle, &["delete", &id]), Some(0));
     }
-    assert_eq!(seen[0], "/dev/pts/0\nstdin is a terminal\n", "runc's");
+    assert_eq!(seen[0], "/dev/pts/0\nstdin is a terminal\n33 101\n", "runc's");
     assert_eq!(seen[1], seen[0], "on the terminal: ours (left), runc's (right)");
 
     // A terminal needs a console socket, and a console socket a terminal.
@@ -2225,4 +2226,34 @@ fn joining_mount_and_uts_namespaces_as_with_runc() {
     }
     assert_eq!(seen[0].0, "joined\n", "runc set no hostname in the namespace it joined");
     assert_eq!(seen[1], seen[0], "what the holder sees after ours (left) and runc (right)");
+}
+
+/// linux.personality and process.ioPriority, which runc 1.1.5 (whose
+/// specification is 1.0.2) does not know: checked by what the program
+/// sees. And the newer settings podlab does not carry out are refused, not
+/// passed over.
+#[test]
+fn personality_and_io_priority_are_applied() {
+    if !needs_root_and_busybox("personality_and_io_priority_are_applied") {
+        return;
+    }
+    let bundle = Bundle::new("personality", |config| {
+        args_of(&["sh", "-c", "uname -m; ionice"])(config);
+        config["linux"]["personality"] = serde_json::json!({"domain": "LINUX32"});
+        config["process"]["ioPriority"] = serde_json::json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+    });
+    let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+    assert_eq!((ours.code, ours.stdout.as_str()), (Some(0), "i686\nidle\n"), "{}", ours.stderr);
+    for (setting, value) in [
+        ("/linux/intelRdt", serde_json::json!({"closID": "podlab"})),
+        ("/process/scheduler", serde_json::json!({"policy": "SCHED_OTHER"})),
+    ] {
+        let bundle = Bundle::new("not-applied", |config| {
+            let (parent, name) = setting.rsplit_once('/').unwrap();
+            config.pointer_mut(parent).unwrap()[name] = value;
+        });
+        let ours = Runtime::Ours.run(&bundle, &["run", &unique_id()]);
+        assert_eq!(ours.code, Some(1), "{setting}: {}", ours.stderr);
+        assert!(ours.stderr.contains("podlab does not apply it"), "{setting}: {}", ours.stderr);
+    }
 }

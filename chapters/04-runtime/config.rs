@@ -66,6 +66,9 @@ pub struct Plan {
     /// linux.sysctl: kernel parameters of the container's own namespaces,
     /// as (file under /proc/sys, value).
     pub sysctl: Vec<(PathBuf, String)>,
+    /// linux.personality: the execution domain (PER_LINUX, PER_LINUX32), by
+    /// its number and name.
+    pub personality: Option<(u64, &'static str)>,
     /// The config's annotations, which its state repeats.
     pub annotations: std::collections::BTreeMap<String, String>,
     /// The config.json this plan was read from, as it was: `create` keeps
@@ -155,6 +158,11 @@ pub struct ProcessPlan {
     pub oom_score_adj: Option<i32>,
     /// process.capabilities as bit sets, if the config has them.
     pub capabilities: Option<CapabilitySets>,
+    /// process.consoleSize: the terminal's rows and columns, with a terminal.
+    pub console_size: Option<(u16, u16)>,
+    /// process.ioPriority: the I/O scheduling class (1 real time, 2 best
+    /// effort, 3 idle) and the level in it (0 to 7).
+    pub io_priority: Option<(u32, u32)>,
     /// What the config asks for that will not be done, told before create.
     pub warnings: Vec<String>,
 }
@@ -434,6 +442,31 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
                 }
             },
         };
+    let personality = match linux.and_then(|l| l.personality().as_ref()) {
+        None => None,
+        Some(personality) if personality.flags().as_ref().is_some_and(|flags| !flags.is_empty()) => {
+            return Err(Error::new(
+                "linux.personality.flags are set, and podlab applies the domain only: leave them out",
+            ))
+        }
+        Some(personality) => Some(match personality.domain() {
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux => (0x0000, "PER_LINUX"),
+            oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => (0x0008, "PER_LINUX32"),
+        }),
+    };
+    if let Some(linux) = linux {
+        // Newer parts of the specification that podlab does not carry out:
+        // refused, rather than the container run without them.
+        let unapplied = [
+            ("linux.intelRdt", linux.intel_rdt().is_some()),
+            ("linux.memoryPolicy", linux.memory_policy().is_some()),
+            ("linux.netDevices", linux.net_devices().as_ref().is_some_and(|d| !d.is_empty())),
+            ("linux.timeOffsets", linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty())),
+        ];
+        if let Some((name, _)) = unapplied.iter().find(|(_, set)| *set) {
+            return Err(Error::new(format!("{name} is set, and podlab does not apply it: leave it out")));
+        }
+    }
     let device_nodes = device_nodes(linux.and_then(|l| l.devices().as_ref()))?;
     if !device_nodes.is_empty() && !owns(CloneFlags::CLONE_NEWNS) {
         return Err(Error::new("config.json lists linux.devices but asks for no mount namespace: add one"));
@@ -510,6 +543,7 @@ pub fn plan(spec: &Spec, bundle: &Path) -> Result<Plan> {
         preserved_fds: 0,
         sysctl,
         annotations: spec.annotations().iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        personality,
         config_text: String::new(),
     })
 }
@@ -610,9 +644,41 @@ pub fn process_plan(process: &oci_spec::runtime::Process) -> Result<ProcessPlan>
             Some(sets)
         }
     };
+    let console_size = process.console_size().as_ref().map(|size| {
+        let clamp = |n: u64| u16::try_from(n).unwrap_or(u16::MAX);
+        (clamp(size.height()), clamp(size.width()))
+    });
+    let io_priority = match process.io_priority() {
+        None => None,
+        Some(io) => {
+            use oci_spec::runtime::IOPriorityClass;
+            let class = match io.class() {
+                IOPriorityClass::IoprioClassRt => 1,
+                IOPriorityClass::IoprioClassBe => 2,
+                IOPriorityClass::IoprioClassIdle => 3,
+            };
+            let level = u32::try_from(io.priority()).ok().filter(|level| *level <= 7).ok_or_else(|| {
+                Error::new(format!(
+                    "process.ioPriority.priority {} is not a level from 0 to 7",
+                    io.priority()
+                ))
+            })?;
+            Some((class, level))
+        }
+    };
+    // Newer parts of the specification that podlab does not carry out:
+    // refused, rather than the process run without them.
+    if process.scheduler().is_some() {
+        return Err(Error::new("process.scheduler is set, and podlab does not apply it: leave it out"));
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return Err(Error::new("process.execCPUAffinity is set, and podlab does not apply it: leave it out"));
+    }
     Ok(ProcessPlan {
         warnings,
         capabilities,
+        console_size,
+        io_priority,
         terminal: process.terminal().unwrap_or(false),
         args,
         env: process.env().clone().unwrap_or_default(),

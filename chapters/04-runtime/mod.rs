@@ -602,7 +602,7 @@ impl Runtime {
         }
         let child = spawn_in_new_namespaces(CloneFlags::empty(), &[], None, |ready| {
             if let Some(console) = &console {
-                give_a_terminal(console)?;
+                give_a_terminal(console, process.console_size)?;
             }
             become_the_process(process)?;
             ready();
@@ -1071,7 +1071,10 @@ fn set_up_inside(
     let null = kernel::open_char_device(Path::new("/dev/null"), 1, 3)?;
     protect_paths(plan, &null)?;
     if let Some(console) = console {
-        give_a_terminal(console)?;
+        give_a_terminal(console, plan.process.console_size)?;
+    }
+    if let Some((persona, name)) = plan.personality {
+        kernel::set_personality(persona, name)?;
     }
     if plan.readonly_root {
         let flags =
@@ -1085,8 +1088,11 @@ fn set_up_inside(
 // ANCHOR: give_a_terminal
 /// A terminal from the container's own devpts for this process: its master
 /// end goes to whoever listens on the console socket (containerd's shim).
-fn give_a_terminal(console: &OwnedFd) -> Result<()> {
+fn give_a_terminal(console: &OwnedFd, size: Option<(u16, u16)>) -> Result<()> {
     let (master, terminal) = kernel::open_pty()?;
+    if let Some((rows, columns)) = size {
+        kernel::set_window_size(&master, rows, columns)?;
+    }
     kernel::send_fd(console, &master, &terminal.display().to_string(), "the terminal's master end")?;
     drop(master);
     kernel::take_terminal(&terminal)
@@ -1122,6 +1128,10 @@ fn become_the_process(process: &ProcessPlan) -> Result<()> {
         kernel::setrlimit(&kind.to_string(), resource(*kind), *soft, *hard)?;
     }
     kernel::umask(process.umask);
+    if let Some((class, level)) = process.io_priority {
+        let name = ["", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE"][class as usize];
+        kernel::set_io_priority(class, level, name)?;
+    }
     kernel::chdir(&process.cwd)?;
     // Without no_new_privs, installing a seccomp filter takes CAP_SYS_ADMIN:
     // now, before the capabilities go. With it, as late as can be.

@@ -61,6 +61,35 @@ pub fn set_ids(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
     unistd::setresuid(uid, uid, uid).map_err(|e| failed("setresuid".into(), e))
 }
 
+/// personality(2): the execution domain the program runs in (PER_LINUX32
+/// makes `uname -m` say i686 on an x86_64 machine).
+pub fn set_personality(persona: u64, name: &str) -> Result<()> {
+    narrate!("personality({name})");
+    // SAFETY: personality takes one integer and touches no memory of ours.
+    if unsafe { nix::libc::personality(persona as nix::libc::c_ulong) } < 0 {
+        return Err(failed(format!("personality({name})"), Errno::last()));
+    }
+    Ok(())
+}
+
+/// ioprio_set(2) of this process: its class (1 real time, 2 best effort,
+/// 3 idle) and its level within it (0, the highest, to 7).
+pub fn set_io_priority(class: u32, level: u32, name: &str) -> Result<()> {
+    narrate!("ioprio_set(IOPRIO_WHO_PROCESS, 0, {name}, {level})");
+    const IOPRIO_WHO_PROCESS: nix::libc::c_int = 1;
+    let value = (class << 13) | level;
+    // SAFETY: ioprio_set takes integers and touches no memory of ours.
+    if unsafe { nix::libc::syscall(nix::libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, value) } < 0 {
+        return Err(match Errno::last() {
+            Errno::EPERM => Error::new(format!(
+                "ioprio_set({name}) failed: the real-time class needs CAP_SYS_ADMIN, which this process lacks"
+            )),
+            errno => failed(format!("ioprio_set({name}, {level})"), errno),
+        });
+    }
+    Ok(())
+}
+
 /// prctl(PR_SET_NO_NEW_PRIVS): from now on, execve never grants more
 /// privilege (no setuid bits, no file capabilities).
 pub fn no_new_privileges() -> Result<()> {

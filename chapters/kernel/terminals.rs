@@ -68,3 +68,15 @@ pub fn take_terminal(path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// ioctl(TIOCSWINSZ): the size of the terminal whose end `fd` is, in
+/// characters, as a program asks it with TIOCGWINSZ.
+pub fn set_window_size(fd: &OwnedFd, rows: u16, columns: u16) -> Result<()> {
+    narrate!("ioctl(TIOCSWINSZ, {rows} rows, {columns} columns)");
+    let size = nix::libc::winsize { ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a winsize, which `size` is, during the call.
+    if unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCSWINSZ, &size) } < 0 {
+        return Err(failed("ioctl(TIOCSWINSZ)".into(), Errno::last()));
+    }
+    Ok(())
+}
