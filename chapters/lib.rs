@@ -18,6 +18,8 @@ pub mod scenario;
 pub mod cgroups;
 #[path = "01-chroot/mod.rs"]
 pub mod chroot;
+#[path = "05-images/mod.rs"]
+pub mod images;
 #[path = "02-namespaces/mod.rs"]
 pub mod namespaces;
 #[path = "04-runtime/mod.rs"]

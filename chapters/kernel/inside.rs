@@ -327,6 +327,163 @@ impl Inside {
         Ok(Inside { fd: entry.fd, path: inside, is_dir: false })
     }
 
+    /// `name` in this directory, not followed if it is a link; `None` if
+    /// there is nothing of that name.
+    pub fn entry(&self, name: &str) -> Result<Option<Inside>> {
+        single_name(name)?;
+        match self.open_here(OsStr::new(name)) {
+            Ok(entry) => Ok(Some(Inside {
+                is_dir: entry.kind == SFlag::S_IFDIR,
+                fd: entry.fd,
+                path: self.path.join(name),
+            })),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(errno) => {
+                Err(failed(format!("openat({:?}, O_PATH|O_NOFOLLOW)", self.path.join(name)), errno))
+            }
+        }
+    }
+
+    /// The names in this directory, "." and ".." left out. Only looks.
+    pub fn names(&self) -> Result<Vec<String>> {
+        let listed = || -> nix::Result<Vec<String>> {
+            let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let mut dir = nix::dir::Dir::openat(&self.fd, ".", flags, Mode::empty())?;
+            let mut names = Vec::new();
+            for entry in dir.iter() {
+                let name = entry?.file_name().to_string_lossy().into_owned();
+                if name != "." && name != ".." {
+                    names.push(name);
+                }
+            }
+            Ok(names)
+        };
+        listed().map_err(|e| failed(format!("reading the directory {:?}", self.path), e))
+    }
+
+    /// mkdirat(2) of `name` here, or the directory that is there already; a
+    /// file or link in its place is removed first (a later layer's
+    /// directory replaces it). Its mode is set exactly.
+    pub fn directory(&self, name: &str, mode: u32) -> Result<Inside> {
+        single_name(name)?;
+        if self.entry(name)?.is_some_and(|there| !there.is_dir) {
+            self.remove(name)?;
+        }
+        match nix::sys::stat::mkdirat(&self.fd, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(errno) => return Err(failed(format!("mkdirat({:?})", self.path.join(name)), errno)),
+        }
+        let made = self.entry(name)?.filter(|made| made.is_dir).ok_or_else(|| {
+            Error::new(format!(
+                "{:?} was replaced while it was being made: refusing to go on",
+                self.path.join(name)
+            ))
+        })?;
+        made.set_mode(mode)?;
+        Ok(made)
+    }
+
+    /// A new regular file `name` here, opened to write (whatever had that
+    /// name is removed first), its mode set exactly.
+    pub fn create(&self, name: &str, mode: u32) -> Result<std::fs::File> {
+        single_name(name)?;
+        self.remove(name)?;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = nix::fcntl::openat(&self.fd, name, flags, Mode::from_bits_truncate(0o600))
+            .map_err(|e| failed(format!("openat({:?}, O_CREAT|O_EXCL)", self.path.join(name)), e))?;
+        nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))
+            .map_err(|e| failed(format!("fchmod({:?})", self.path.join(name)), e))?;
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// A hard link `name` here to `target` (which must not be a directory),
+    /// whatever had that name removed first: linkat(2) through the target's
+    /// descriptor, so that it is the very file found, not a path again.
+    pub fn hardlink(&self, name: &str, target: &Inside) -> Result<()> {
+        single_name(name)?;
+        if target.is_dir {
+            return Err(Error::new(format!(
+                "{} is a directory, which cannot be hard-linked",
+                target.path.display()
+            )));
+        }
+        self.remove(name)?;
+        nix::unistd::linkat(
+            nix::fcntl::AT_FDCWD,
+            &target.through_proc(),
+            &self.fd,
+            name,
+            nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+        )
+        .map_err(|e| failed(format!("linkat({:?}, {:?})", target.path, self.path.join(name)), e))
+    }
+
+    /// Removes `name` here, a directory with all it holds (each directory
+    /// opened relative to its parent, never followed if a link); whether
+    /// there was one.
+    pub fn remove(&self, name: &str) -> Result<bool> {
+        single_name(name)?;
+        let Some(there) = self.entry(name)? else { return Ok(false) };
+        if there.is_dir {
+            for inner in there.names()? {
+                there.remove(&inner)?;
+            }
+        }
+        let flags = if there.is_dir {
+            nix::unistd::UnlinkatFlags::RemoveDir
+        } else {
+            nix::unistd::UnlinkatFlags::NoRemoveDir
+        };
+        nix::unistd::unlinkat(&self.fd, name, flags)
+            .map_err(|e| failed(format!("unlinkat({:?})", self.path.join(name)), e))?;
+        Ok(true)
+    }
+
+    /// chmod(2) of this file or directory through its descriptor (a link
+    /// has no mode of its own).
+    pub fn set_mode(&self, mode: u32) -> Result<()> {
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            &self.through_proc(),
+            Mode::from_bits_truncate(mode),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )
+        .map_err(|e| failed(format!("chmod({:?})", self.path), e))
+    }
+
+    /// utimensat(2) of `name` here, a link itself if it is one: its access
+    /// and modification times both `seconds` since 1970.
+    pub fn set_time(&self, name: &str, seconds: i64) -> Result<()> {
+        single_name(name)?;
+        let time = nix::sys::time::TimeSpec::new(seconds, 0);
+        nix::sys::stat::utimensat(
+            &self.fd,
+            name,
+            &time,
+            &time,
+            nix::sys::stat::UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| failed(format!("utimensat({:?})", self.path.join(name)), e))
+    }
+
+    /// lsetxattr(2) of `name` here (a link itself if it is one), reached
+    /// through this directory's descriptor.
+    pub fn set_xattr(&self, name: &str, key: &str, value: &[u8]) -> Result<()> {
+        single_name(name)?;
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}/{name}", self.fd.as_raw_fd()))
+            .map_err(|_| Error::new(format!("{name:?} contains a NUL byte")))?;
+        let key_c =
+            std::ffi::CString::new(key).map_err(|_| Error::new(format!("{key:?} contains a NUL byte")))?;
+        // SAFETY: both strings end in NUL, and the value is read for its length.
+        let set = unsafe {
+            nix::libc::lsetxattr(path.as_ptr(), key_c.as_ptr(), value.as_ptr().cast(), value.len(), 0)
+        };
+        if set < 0 {
+            return Err(failed(format!("lsetxattr({:?}, {key:?})", self.path.join(name)), Errno::last()));
+        }
+        Ok(())
+    }
+
     /// Makes `name` in this directory as `what` asks: one name, relative to
     /// the descriptor, so nothing on the way is looked up again.
     fn make_here(&self, name: &OsStr, what: Make) -> std::result::Result<(), Errno> {

@@ -1,0 +1,233 @@
+//! An OCI image layout on disk: `oci-layout`, `index.json`, and every blob
+//! under `blobs/sha256/`, named by the SHA-256 of its bytes. From the index
+//! to the manifest for this machine's platform, then to the config and the
+//! layers; every blob checked against its digest and size before use.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use oci_spec::image::{Arch, Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Os};
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Docker's media types, which registries and `skopeo` still hand out beside
+/// the OCI ones: the same things under other names.
+const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
+
+/// The largest manifest, index or config read whole: they are small JSON
+/// documents, and a hostile "manifest" of gigabytes must not be read in.
+const JSON_LIMIT: u64 = 4 << 20;
+
+/// An image layout directory.
+pub struct Layout {
+    dir: PathBuf,
+}
+
+/// How a layer's bytes are packed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+}
+
+/// One layer of an image: its blob, checked, and how it is packed.
+pub struct Layer {
+    pub descriptor: Descriptor,
+    pub compression: Compression,
+}
+
+/// An image read off a layout: its manifest, config and layers in order.
+pub struct Image {
+    pub manifest: ImageManifest,
+    pub config: ImageConfiguration,
+    pub layers: Vec<Layer>,
+}
+
+impl Layout {
+    /// Opens the layout at `dir`, checking it is one.
+    pub fn open(dir: &Path) -> Result<Layout> {
+        let marker = dir.join("oci-layout");
+        let text = std::fs::read_to_string(&marker).map_err(|e| {
+            Error::new(format!("{} is not an OCI image layout (its oci-layout file: {e})", dir.display()))
+        })?;
+        let header: oci_spec::image::OciLayout = serde_json::from_str(&text)
+            .map_err(|e| Error::new(format!("{} is not a valid oci-layout file: {e}", marker.display())))?;
+        if header.image_layout_version() != "1.0.0" {
+            return Err(Error::new(format!(
+                "{} says imageLayoutVersion {:?}: podlab reads 1.0.0",
+                marker.display(),
+                header.image_layout_version()
+            )));
+        }
+        Ok(Layout { dir: dir.to_path_buf() })
+    }
+
+    /// Where the blob a descriptor names is, once its digest is one we
+    /// read (sha256, 64 hex digits: nothing that could name another path).
+    fn blob_path(&self, descriptor: &Descriptor) -> Result<PathBuf> {
+        let digest = descriptor.digest();
+        let hex = digest.digest();
+        let is_sha256 = digest.algorithm().to_string() == "sha256";
+        if !is_sha256 || hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::new(format!(
+                "the digest {digest} is not a sha256 digest: podlab reads only those"
+            )));
+        }
+        Ok(self.dir.join("blobs/sha256").join(hex))
+    }
+
+    /// Checks the blob a descriptor names: its size, then the SHA-256 of
+    /// its bytes, read as a stream. Only then is it used.
+    pub fn verify(&self, descriptor: &Descriptor) -> Result<PathBuf> {
+        let path = self.blob_path(descriptor)?;
+        let file = std::fs::File::open(&path).map_err(|e| {
+            Error::new(format!("the blob {} is missing from the layout: {e}", descriptor.digest()))
+        })?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if size != descriptor.size() {
+            return Err(Error::new(format!(
+                "the blob {} is {size} bytes, where its descriptor says {}: refusing it",
+                descriptor.digest(),
+                descriptor.size()
+            )));
+        }
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file.take(size), &mut hasher)
+            .map_err(|e| Error::new(format!("reading the blob {}: {e}", descriptor.digest())))?;
+        let found = format!("{:x}", hasher.finalize());
+        if found != descriptor.digest().digest() {
+            return Err(Error::new(format!(
+                "the blob {} holds other bytes (their digest is sha256:{found}): refusing it",
+                descriptor.digest()
+            )));
+        }
+        Ok(path)
+    }
+
+    /// A JSON blob, checked, then parsed.
+    fn json<T: serde::de::DeserializeOwned>(&self, descriptor: &Descriptor, what: &str) -> Result<T> {
+        if descriptor.size() > JSON_LIMIT {
+            return Err(Error::new(format!(
+                "the {what} {} is {} bytes, more than the {JSON_LIMIT} podlab reads: refusing it",
+                descriptor.digest(),
+                descriptor.size()
+            )));
+        }
+        let path = self.verify(descriptor)?;
+        let text = std::fs::read(&path).map_err(|e| Error::new(format!("reading the {what}: {e}")))?;
+        serde_json::from_slice(&text).map_err(|e| {
+            Error::new(format!("the {what} {} is not valid JSON for one: {e}", descriptor.digest()))
+        })
+    }
+
+    /// The image this machine would run: the index's manifest for its
+    /// platform (through an image index or a Docker manifest list), its
+    /// config and its layers, each blob checked.
+    pub fn image(&self) -> Result<Image> {
+        let index_file = self.dir.join("index.json");
+        let text = std::fs::read(&index_file)
+            .map_err(|e| Error::new(format!("{} cannot be read: {e}", index_file.display())))?;
+        let index: ImageIndex = serde_json::from_slice(&text)
+            .map_err(|e| Error::new(format!("{} is not a valid image index: {e}", index_file.display())))?;
+        let mut descriptor = pick(index.manifests(), &index_file.display().to_string())?.clone();
+        // An index may point at another (a multi-platform image): follow it,
+        // a few steps at most.
+        for _ in 0..4 {
+            if !is_index(descriptor.media_type()) {
+                break;
+            }
+            let inner: ImageIndex = self.json(&descriptor, "image index")?;
+            descriptor = pick(inner.manifests(), descriptor.digest().as_ref())?.clone();
+        }
+        if !is_manifest(descriptor.media_type()) {
+            return Err(Error::new(format!(
+                "{} is a {}, not an image manifest: podlab runs images",
+                descriptor.digest(),
+                descriptor.media_type()
+            )));
+        }
+        let manifest: ImageManifest = self.json(&descriptor, "image manifest")?;
+        let config: ImageConfiguration = self.json(manifest.config(), "image config")?;
+        let mut layers = Vec::new();
+        for layer in manifest.layers() {
+            let compression = compression(layer.media_type())?;
+            layers.push(Layer { descriptor: layer.clone(), compression });
+        }
+        if layers.len() != config.rootfs().diff_ids().len() {
+            return Err(Error::new(format!(
+                "the manifest lists {} layers and the config {} diff_ids: they must agree",
+                layers.len(),
+                config.rootfs().diff_ids().len()
+            )));
+        }
+        Ok(Image { manifest, config, layers })
+    }
+
+    /// A layer's bytes, unpacked as its media type says, once its blob is
+    /// checked.
+    pub fn layer_reader(&self, layer: &Layer) -> Result<Box<dyn Read>> {
+        let path = self.verify(&layer.descriptor)?;
+        let file =
+            std::fs::File::open(&path).map_err(|e| Error::new(format!("opening {}: {e}", path.display())))?;
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        Ok(match layer.compression {
+            Compression::None => Box::new(reader),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+        })
+    }
+}
+
+/// The architecture this program runs on, as OCI names it.
+pub(super) fn this_arch() -> Arch {
+    match std::env::consts::ARCH {
+        "aarch64" => Arch::ARM64,
+        _ => Arch::Amd64,
+    }
+}
+
+/// The manifest for this platform among `manifests`: one with no platform
+/// when that is all there is, else the one for linux and this architecture.
+fn pick<'a>(manifests: &'a [Descriptor], whose: &str) -> Result<&'a Descriptor> {
+    if let [only] = manifests {
+        if only.platform().is_none() {
+            return Ok(only);
+        }
+    }
+    manifests
+        .iter()
+        .find(|m| {
+            m.platform().as_ref().is_some_and(|p| *p.os() == Os::Linux && *p.architecture() == this_arch())
+        })
+        .ok_or_else(|| {
+            Error::new(format!(
+                "{whose} has no manifest for linux/{}: this machine cannot run any of its images",
+                this_arch()
+            ))
+        })
+}
+
+fn is_index(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageIndex) || media_type.to_string() == DOCKER_MANIFEST_LIST
+}
+
+fn is_manifest(media_type: &MediaType) -> bool {
+    matches!(media_type, MediaType::ImageManifest) || media_type.to_string() == DOCKER_MANIFEST
+}
+
+/// How a layer of this media type is packed; refused if it is not a layer.
+fn compression(media_type: &MediaType) -> Result<Compression> {
+    match media_type {
+        MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Ok(Compression::None),
+        MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => Ok(Compression::Gzip),
+        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => {
+            Err(Error::new("a zstd-compressed layer: podlab reads gzip and uncompressed layers so far"))
+        }
+        other if other.to_string() == DOCKER_LAYER_GZIP => Ok(Compression::Gzip),
+        other if other.to_string() == DOCKER_LAYER => Ok(Compression::None),
+        other => Err(Error::new(format!("{other} is not a layer's media type: refusing the image"))),
+    }
+}

@@ -1,0 +1,357 @@
+//! Level 5: images read off an OCI layout, every blob checked, the layers
+//! unpacked safely. Compared with umoci (Debian's), which unpacks the same
+//! image; and tried with hostile layouts and layers, each refused in a
+//! sentence with nothing written outside the root.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{needs_root_and_busybox, run, Scratch};
+use podlab::images::build::{self, LayerBlob};
+use podlab::images::Limits;
+
+fn needs_umoci(test: &str) -> bool {
+    needs_root_and_busybox(test)
+        && common::can_run(
+            test,
+            Command::new("umoci")
+                .arg("--version")
+                .output()
+                .is_err()
+                .then(|| "umoci is not installed (scripts/setup --tests installs it)".to_string()),
+        )
+}
+
+/// What a tree holds, entry by entry, as a user can see it: type, mode,
+/// owner, size, contents (by digest), link target, and for files and
+/// links their modification time.
+fn tree(root: &Path) -> BTreeMap<PathBuf, String> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let kind = meta.file_type();
+            let what = if kind.is_dir() {
+                stack.push(path.clone());
+                "dir".to_string()
+            } else if kind.is_symlink() {
+                format!("link to {} at {}", std::fs::read_link(&path).unwrap().display(), meta.mtime())
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                format!("file of {} bytes, {} at {}", bytes.len(), build::sha256(&bytes), meta.mtime())
+            } else {
+                format!("special {:o}", meta.mode() & 0o170000)
+            };
+            let mode = meta.permissions().mode() & 0o7777;
+            let line = format!("{what}, mode {mode:o}, owner {}:{}", meta.uid(), meta.gid());
+            found.insert(path.strip_prefix(root).unwrap().to_path_buf(), line);
+        }
+    }
+    found
+}
+
+/// The demo image, unpacked by ours and by `umoci raw unpack`: the same
+/// tree, whiteouts applied, modes (setuid, sticky) and owners and times
+/// kept, the hard link one file.
+#[test]
+fn the_demo_image_unpacks_as_umoci_unpacks_it() {
+    if !needs_umoci("the_demo_image_unpacks_as_umoci_unpacks_it") {
+        return;
+    }
+    let scratch = Scratch::new("image-vs-umoci");
+    let layout = scratch.path().join("layout");
+    build::demo_image(&layout).unwrap();
+    let theirs = scratch.path().join("umoci-rootfs");
+    let umoci = run(Command::new("umoci")
+        .args(["raw", "unpack", "--image"])
+        .arg(format!("{}:{}", layout.display(), build::TAG))
+        .arg(&theirs));
+    assert_eq!(umoci.code, Some(0), "umoci: {}", umoci.stderr);
+    let ours = scratch.path().join("our-rootfs");
+    std::fs::create_dir(&ours).unwrap();
+    let applied = podlab::images::unpack(&layout, &ours, &Limits::default()).unwrap();
+    assert_eq!(applied.len(), 3);
+    assert_eq!(applied.iter().map(|a| a.whiteouts).sum::<usize>(), 2, "one whiteout, one opaque directory");
+    let (ours_tree, theirs_tree) = (tree(&ours), tree(&theirs));
+    assert_eq!(ours_tree, theirs_tree, "ours (left) and umoci's (right)");
+    assert!(!ours.join("etc/motd").exists(), "layer 2's whiteout deletes layer 1's motd");
+    assert!(!ours.join("srv/old").exists(), "layer 3's opaque /srv hides layer 1's");
+    assert!(ours.join("srv/new/data").is_file());
+    let (busybox, hardlink) = (ours.join("bin/busybox"), ours.join("bin/busybox.hardlink"));
+    assert_eq!(std::fs::metadata(&busybox).unwrap().ino(), std::fs::metadata(&hardlink).unwrap().ino());
+    assert!(ours_tree[Path::new("bin/setuid-demo")].contains("mode 4755"), "{ours_tree:?}");
+    assert_eq!(ours_tree[Path::new("tmp")], "dir, mode 1777, owner 0:0");
+}
+
+/// A raw tar entry, its name written as is (the tar crate refuses to write
+/// ".." itself, as an honest writer would).
+fn raw_entry(tar: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
+    let mut header = tar::Header::new_old();
+    let old = header.as_old_mut();
+    old.name[..name.len()].copy_from_slice(name.as_bytes());
+    old.linkname[..link.len()].copy_from_slice(link.as_bytes());
+    header.set_entry_type(kind);
+    header.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+    header.set_size(data.len() as u64);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(1_700_000_000);
+    header.set_cksum();
+    tar.extend_from_slice(header.as_bytes());
+    tar.extend_from_slice(data);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+}
+
+/// A layer of raw entries: (name, kind, link target, data).
+fn hostile_tar(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (name, kind, link, data) in entries {
+        raw_entry(&mut tar, name, *kind, link, data);
+    }
+    tar.extend_from_slice(&[0; 1024]);
+    tar
+}
+
+/// A place the hostile layers aim at, outside the root: it must stay empty.
+struct Target {
+    scratch: Scratch,
+}
+
+impl Target {
+    fn new(test: &str) -> Target {
+        let scratch = Scratch::new(test);
+        std::fs::create_dir(scratch.path().join("outside")).unwrap();
+        std::fs::create_dir(scratch.path().join("rootfs")).unwrap();
+        Target { scratch }
+    }
+
+    fn outside(&self) -> PathBuf {
+        self.scratch.path().join("outside")
+    }
+
+    fn rootfs(&self) -> PathBuf {
+        self.scratch.path().join("rootfs")
+    }
+
+    fn layout(&self) -> PathBuf {
+        self.scratch.path().join("layout")
+    }
+
+    /// Unpacks a layout of these layers; what it said, if it refused.
+    fn unpack(&self, layers: &[LayerBlob], limits: &Limits) -> Option<String> {
+        build::write_layout(&self.layout(), layers).unwrap();
+        self.unpack_as_it_is(limits)
+    }
+
+    fn unpack_as_it_is(&self, limits: &Limits) -> Option<String> {
+        podlab::images::unpack(&self.layout(), &self.rootfs(), limits).err().map(|e| e.to_string())
+    }
+
+    fn nothing_outside(&self, case: &str) {
+        let left: Vec<_> = std::fs::read_dir(self.outside()).unwrap().flatten().map(|e| e.path()).collect();
+        assert_eq!(left, Vec::<PathBuf>::new(), "{case}: written outside the root");
+    }
+}
+
+fn tar_layer(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> LayerBlob {
+    LayerBlob::of_tar(hostile_tar(entries), true).unwrap()
+}
+
+/// Layers that try to write outside the root, or to break the unpacker:
+/// each refused in one sentence, or (links that point out) contained, and
+/// nothing ever written outside.
+#[test]
+fn hostile_layers_are_refused_and_nothing_lands_outside() {
+    if !needs_root_and_busybox("hostile_layers_are_refused_and_nothing_lands_outside") {
+        return;
+    }
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+    type Entries = Vec<(String, tar::EntryType, String, Vec<u8>)>;
+    let file = |name: String| (name, Regular, String::new(), b"x".to_vec());
+    let link = |name: &str, to: String| (name.to_string(), Symlink, to, Vec::new());
+    // Each case aims at a directory outside the root (`outside`).
+    let cases = |outside: &str| -> Vec<(&'static str, Entries, Option<&'static str>)> {
+        let climbing = format!("../../../../../../../..{outside}");
+        vec![
+            ("a path that climbs", vec![file(format!("{climbing}/escaped"))], Some("climbs out of the root")),
+            ("an absolute path", vec![file(format!("{outside}/escaped"))], Some("is an absolute path")),
+            (
+                "a file through a link that points out",
+                vec![link("out", outside.into()), file("out/escaped".into())],
+                None,
+            ),
+            (
+                "a file through a chain of links that climbs",
+                vec![link("a", "b".into()), link("b", climbing.clone()), file("a/escaped".into())],
+                None,
+            ),
+            (
+                "a directory through a link that points out",
+                vec![link("out", outside.into()), ("out/made".into(), Directory, String::new(), Vec::new())],
+                None,
+            ),
+            (
+                "a hard link that climbs",
+                vec![("h".into(), Link, "../../../../etc/passwd".into(), Vec::new())],
+                Some("climbs out of the root"),
+            ),
+            (
+                "a hard link through a link that points out",
+                vec![link("etc-out", "/etc".into()), ("h".into(), Link, "etc-out/passwd".into(), Vec::new())],
+                Some("which the root does not have"),
+            ),
+            ("a whiteout of ..", vec![file("x/.wh...".into())], Some("names no entry")),
+            ("a whiteout of nothing", vec![file(".wh.".into())], Some("names no entry")),
+            (
+                "a whiteout through a link that points out",
+                vec![link("out", outside.into()), file("out/.wh.keep".into())],
+                None,
+            ),
+            (
+                "an opaque directory through a link that points out",
+                vec![link("out", outside.into()), file("out/.wh..wh..opq".into())],
+                None,
+            ),
+        ]
+    };
+    for index in 0..cases("/").len() {
+        let target = Target::new("hostile");
+        // Something outside for whiteouts to try to delete.
+        std::fs::write(target.outside().join("keep"), "").unwrap();
+        let (case, entries, refusal) = cases(target.outside().to_str().unwrap()).swap_remove(index);
+        let entries: Vec<(&str, tar::EntryType, &str, &[u8])> =
+            entries.iter().map(|(n, k, l, d)| (n.as_str(), *k, l.as_str(), d.as_slice())).collect();
+        let said = target.unpack(&[tar_layer(&entries)], &Limits::default());
+        match (refusal, &said) {
+            (Some(phrase), Some(said)) => assert!(said.contains(phrase), "{case}: {said}"),
+            (None, None) => {}
+            (expected, said) => panic!("{case}: expected {expected:?}, got {said:?}"),
+        }
+        std::fs::remove_file(target.outside().join("keep"))
+            .unwrap_or_else(|_| panic!("{case}: deleted outside"));
+        target.nothing_outside(case);
+    }
+}
+
+/// Layouts and blobs that are wrong or hostile: each refused in a sentence
+/// before any of it is used.
+#[test]
+fn bad_layouts_and_blobs_are_refused() {
+    if !needs_root_and_busybox("bad_layouts_and_blobs_are_refused") {
+        return;
+    }
+    use tar::EntryType::Regular;
+    let plain = || tar_layer(&[("hello", Regular, "", b"hello\n")]);
+    let blob_of = |target: &Target, size_at_least: usize| -> PathBuf {
+        std::fs::read_dir(target.layout().join("blobs/sha256"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| {
+                std::fs::metadata(p).unwrap().len() as usize >= size_at_least
+                    && std::fs::read(p).unwrap()[..2] == [0x1f, 0x8b]
+            })
+            .expect("a gzip blob")
+    };
+    type Spoil = Box<dyn Fn(&Target)>;
+    let cases: Vec<(&str, Spoil, &str)> = vec![
+        (
+            "a layer whose bytes changed",
+            Box::new(move |t: &Target| {
+                let blob = blob_of(t, 20);
+                let mut bytes = std::fs::read(&blob).unwrap();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 1;
+                std::fs::write(&blob, bytes).unwrap();
+            }),
+            "holds other bytes",
+        ),
+        (
+            "a layer cut short",
+            Box::new(move |t: &Target| {
+                let blob = blob_of(t, 20);
+                let bytes = std::fs::read(&blob).unwrap();
+                std::fs::write(&blob, &bytes[..bytes.len() / 2]).unwrap();
+            }),
+            "where its descriptor says",
+        ),
+        (
+            "an index that is not JSON",
+            Box::new(|t: &Target| std::fs::write(t.layout().join("index.json"), "{ not json").unwrap()),
+            "is not a valid image index",
+        ),
+        (
+            "an index for another platform",
+            Box::new(|t: &Target| {
+                let file = t.layout().join("index.json");
+                let text = std::fs::read_to_string(&file).unwrap().replace("\"linux\"", "\"windows\"");
+                std::fs::write(file, text).unwrap();
+            }),
+            "has no manifest for linux/",
+        ),
+        (
+            "a digest that is not sha256",
+            Box::new(|t: &Target| {
+                let file = t.layout().join("index.json");
+                let text = std::fs::read_to_string(&file).unwrap();
+                let at = text.find("sha256:").unwrap();
+                let hex = &text[at + 7..at + 71];
+                let text = text.replace(&format!("sha256:{hex}"), &format!("sha512:{hex}{hex}"));
+                std::fs::write(file, text).unwrap();
+            }),
+            "is not a sha256 digest",
+        ),
+        (
+            "not a layout at all",
+            Box::new(|t: &Target| std::fs::remove_file(t.layout().join("oci-layout")).unwrap()),
+            "is not an OCI image layout",
+        ),
+    ];
+    for (case, spoil, phrase) in cases {
+        let target = Target::new("bad-layout");
+        build::write_layout(&target.layout(), &[plain()]).unwrap();
+        spoil(&target);
+        let said = target.unpack_as_it_is(&Limits::default()).unwrap_or_else(|| panic!("{case}: accepted"));
+        assert!(said.contains(phrase), "{case}: {said}");
+        assert!(!target.rootfs().join("hello").exists(), "{case}: a refused layer was unpacked");
+    }
+
+    // A bomb: 64 MiB of zeros in a few kilobytes of gzip, against a limit of 1 MiB.
+    let target = Target::new("bomb");
+    let zeros = vec![0u8; 64 << 20];
+    let bomb = tar_layer(&[("zeros", Regular, "", &zeros)]);
+    assert!(bomb.bytes.len() < 1 << 20, "the bomb is small packed");
+    let said = target.unpack(&[bomb], &Limits { bytes: 1 << 20, entries: 100 }).expect("refused");
+    assert!(said.contains("decompression bomb"), "{said}");
+
+    // Too many entries.
+    let target = Target::new("entries");
+    let names: Vec<String> = (0..50).map(|n| format!("file-{n}")).collect();
+    let many: Vec<(&str, tar::EntryType, &str, &[u8])> =
+        names.iter().map(|n| (n.as_str(), Regular, "", &b""[..])).collect();
+    let said = target.unpack(&[tar_layer(&many)], &Limits { bytes: 1 << 20, entries: 10 }).expect("refused");
+    assert!(said.contains("more than 10 entries"), "{said}");
+
+    // A layer whose tar is not the one the config names.
+    let target = Target::new("diff-id");
+    let mut layer = plain();
+    layer.diff_id = format!("sha256:{}", "0".repeat(64));
+    let said = target.unpack(&[layer], &Limits::default()).expect("refused");
+    assert!(said.contains("than the config's diff_id says"), "{said}");
+
+    // An empty blob where a gzip layer should be.
+    let target = Target::new("empty-layer");
+    let empty = LayerBlob {
+        bytes: Vec::new(),
+        media_type: oci_spec::image::MediaType::ImageLayerGzip,
+        diff_id: String::new(),
+    };
+    let said = target.unpack(&[empty], &Limits::default()).expect("refused");
+    assert!(said.contains("damaged"), "{said}");
+}
