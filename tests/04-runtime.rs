@@ -23,6 +23,7 @@ scenario_tests!(LEVEL;
     hooks => "hooks",
     seccomp => "seccomp",
     mounts => "mounts",
+    resources => "resources",
     no_rootfs => "no-rootfs",
 );
 

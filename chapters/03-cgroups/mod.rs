@@ -544,8 +544,7 @@ fn inherit_cpus_and_memory_nodes(dir: &Path) -> Result<()> {
         for file in ["cpuset.cpus", "cpuset.mems"] {
             let own = std::fs::read_to_string(group.join(file)).unwrap_or_default();
             if own.trim().is_empty() {
-                let inherited = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
-                kernel::write_file(&group.join(file), inherited.trim())?;
+                kernel::write_file_from(&group.join(file), &parent.join(file))?;
             }
         }
     }

@@ -808,6 +808,16 @@ pub const LEVEL: Level = Level {
             alongside: None,
         },
         Scenario {
+            name: "resources",
+            args: &["--root", "state", "run", "limited"],
+            then: &[],
+            files: &[("config.json", include_str!("bundles/resources.json"))],
+            shows: "the rest of linux.resources: the container pinned to CPU 0 (cpuset), a memory \
+                    reservation beside the limit, each written where this cgroup version keeps it",
+            hint: "nothing of the lab: this is resources.rs, written for you",
+            alongside: None,
+        },
+        Scenario {
             name: "seccomp",
             args: &["--root", "state", "run", "filtered"],
             then: &[],

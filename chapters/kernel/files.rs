@@ -120,6 +120,14 @@ pub fn write_file(path: &Path, contents: &str) -> Result<()> {
     std::fs::write(path, contents).map_err(|e| io_failed(format!("write({path:?})"), e))
 }
 
+/// Writes into `path` what the file `source` holds, told without the
+/// contents (they differ from machine to machine: a group's CPUs, say).
+pub fn write_file_from(path: &Path, source: &Path) -> Result<()> {
+    narrate!("write({path:?}, what {source:?} holds)");
+    let contents = std::fs::read_to_string(source).map_err(|e| io_failed(format!("read({source:?})"), e))?;
+    std::fs::write(path, contents.trim()).map_err(|e| io_failed(format!("write({path:?})"), e))
+}
+
 /// Replaces the file at `path` as one step: the contents go to a new file
 /// beside it, which rename(2) then puts in its place. A reader (containerd
 /// asks for a container's state often) sees the old file or the new one,

@@ -6,7 +6,7 @@ use crate::Mistake;
 use crate::Symptom::{Lacks, NoneAfter, Says};
 
 /// The scenarios that make a container's mounts.
-const MOUNTING: &[&str] = &["run", "lifecycle", "pause", "hooks", "mounts", "seccomp"];
+const MOUNTING: &[&str] = &["run", "lifecycle", "pause", "hooks", "mounts", "resources", "seccomp"];
 
 const NOTHING_WRITTEN: &str =
     "start found the FIFO closed with nothing in it, which is how a container that \
@@ -32,7 +32,7 @@ pub const MISTAKES: &[Mistake] = &[
     },
     Mistake {
         name: "nothing-written",
-        scenarios: &["lifecycle", "pause", "hooks", "run", "mounts", "seccomp"],
+        scenarios: &["lifecycle", "pause", "hooks", "run", "mounts", "resources", "seccomp"],
         shows_as: Says("ended before it could start"),
         hint: NOTHING_WRITTEN,
     },
