@@ -355,3 +355,64 @@ fn bad_layouts_and_blobs_are_refused() {
     let said = target.unpack(&[empty], &Limits::default()).expect("refused");
     assert!(said.contains("damaged"), "{said}");
 }
+
+/// Unmounts what a test mounted, on every path.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Each layer unpacked once into a snapshot of its own, whiteouts kept as
+/// overlayfs marks them; mounted as an overlay they show the same tree as
+/// the image unpacked flat (and as umoci's). A second container of the
+/// image unpacks nothing, and its writes go to its own upper directory.
+#[test]
+fn overlay_snapshots_show_the_image_and_are_unpacked_once() {
+    if !needs_root_and_busybox("overlay_snapshots_show_the_image_and_are_unpacked_once") {
+        return;
+    }
+    use podlab::images::snapshots::{mount_overlay, Store};
+    let scratch = Scratch::new("snapshots");
+    let layout_dir = scratch.path().join("layout");
+    build::demo_image(&layout_dir).unwrap();
+    let flat = scratch.path().join("flat");
+    std::fs::create_dir(&flat).unwrap();
+    podlab::images::unpack(&layout_dir, &flat, &Limits::default()).unwrap();
+
+    let layout = podlab::images::Layout::open(&layout_dir).unwrap();
+    let image = layout.image().unwrap();
+    let store = Store::open(&scratch.path().join("store")).unwrap();
+    let first = store.prepare(&layout, &image, &Limits::default()).unwrap();
+    assert!(first.iter().all(|s| s.unpacked.is_some()), "the first container unpacks every layer");
+    // Layer 2's whiteout, kept as overlayfs's: a character device 0:0.
+    let whiteout = std::fs::symlink_metadata(first[1].dir.join("etc/motd")).unwrap();
+    assert_eq!((whiteout.mode() & 0o170000, whiteout.rdev()), (0o020000, 0), "a 0:0 character device");
+
+    let mut views = Vec::new();
+    for container in ["one", "two"] {
+        let snapshots = store.prepare(&layout, &image, &Limits::default()).unwrap();
+        assert!(snapshots.iter().all(|s| s.unpacked.is_none()), "{container}: nothing unpacked again");
+        let layers: Vec<PathBuf> = snapshots.into_iter().map(|s| s.dir).collect();
+        let base = scratch.path().join(container);
+        for dir in ["upper", "work", "rootfs"] {
+            std::fs::create_dir_all(base.join(dir)).unwrap();
+        }
+        mount_overlay(&layers, &base.join("upper"), &base.join("work"), &base.join("rootfs")).unwrap();
+        views.push(Mounted(base.join("rootfs")));
+    }
+    let one = scratch.path().join("one/rootfs");
+    assert_eq!(tree(&one), tree(&flat), "the overlay (left) and the flat unpack (right)");
+    // A write in one container lands in its upper directory, not in the
+    // shared layers, and the other does not see it.
+    std::fs::write(one.join("etc/hostname"), "changed\n").unwrap();
+    assert_eq!(std::fs::read_to_string(scratch.path().join("one/upper/etc/hostname")).unwrap(), "changed\n");
+    assert_eq!(
+        std::fs::read_to_string(scratch.path().join("two/rootfs/etc/hostname")).unwrap(),
+        "podlab-image\n"
+    );
+    assert_eq!(std::fs::read_to_string(first[1].dir.join("etc/hostname")).unwrap(), "podlab-image\n");
+    drop(views);
+}

@@ -10,6 +10,7 @@
 
 pub mod build;
 pub mod layout;
+pub mod snapshots;
 pub mod unpack;
 
 use std::io::Read;
@@ -22,7 +23,7 @@ use crate::kernel::Root;
 use crate::narrate;
 
 pub use layout::{Image, Layout};
-pub use unpack::{Applied, Limits};
+pub use unpack::{Applied, Limits, Whiteouts};
 
 // ANCHOR: unpack
 /// Unpacks the image in the layout at `layout` into `rootfs`, an empty
@@ -33,39 +34,52 @@ pub fn unpack(layout: &Path, rootfs: &Path, limits: &Limits) -> Result<Vec<Appli
     let layout = Layout::open(layout)?;
     let image = layout.image()?;
     let root = Root::open(rootfs)?;
-    let mut applied = Vec::new();
-    for (number, layer) in image.layers.iter().enumerate() {
-        let mut reader = Hashing::new(layout.layer_reader(layer)?);
-        let done = narrate::folded(
-            || unpack::apply_layer(&root, &mut reader, limits),
-            |done: &Applied| {
-                format!(
-                    "unpacked layer {} ({}): {} entries, {} bytes, {} whiteouts",
-                    number + 1,
-                    layer.descriptor.digest(),
-                    done.entries,
-                    done.bytes,
-                    done.whiteouts
-                )
-            },
-        )?;
-        // The tar's end may leave padding unread: read it all, for the digest.
-        std::io::copy(&mut reader, &mut std::io::sink())
-            .map_err(|e| Error::new(format!("the layer is damaged: {e}")))?;
-        let found = format!("sha256:{}", reader.hex());
-        let expected = &image.config.rootfs().diff_ids()[number];
-        if &found != expected {
-            return Err(Error::new(format!(
-                "layer {} unpacks to other bytes than the config's diff_id says ({found}, not {expected}): \
-                 refusing the image",
-                number + 1
-            )));
-        }
-        applied.push(done);
-    }
-    Ok(applied)
+    (0..image.layers.len())
+        .map(|number| apply_checked(&layout, &image, number, &root, limits, Whiteouts::Apply))
+        .collect()
 }
 // ANCHOR_END: unpack
+
+/// Applies layer `number` of `image` onto `root`, told as one line: its
+/// blob checked first, its tar's digest checked against the config's
+/// diff_id as it is read.
+fn apply_checked(
+    layout: &Layout,
+    image: &Image,
+    number: usize,
+    root: &Root,
+    limits: &Limits,
+    whiteouts: Whiteouts,
+) -> Result<Applied> {
+    let layer = &image.layers[number];
+    let mut reader = Hashing::new(layout.layer_reader(layer)?);
+    let done = narrate::folded(
+        || unpack::apply_layer(root, &mut reader, limits, whiteouts),
+        |done: &Applied| {
+            format!(
+                "unpacked layer {} ({}): {} entries, {} bytes, {} whiteouts",
+                number + 1,
+                layer.descriptor.digest(),
+                done.entries,
+                done.bytes,
+                done.whiteouts
+            )
+        },
+    )?;
+    // The tar's end may leave padding unread: read it all, for the digest.
+    std::io::copy(&mut reader, &mut std::io::sink())
+        .map_err(|e| Error::new(format!("the layer is damaged: {e}")))?;
+    let found = format!("sha256:{}", reader.hex());
+    let expected = &image.config.rootfs().diff_ids()[number];
+    if &found != expected {
+        return Err(Error::new(format!(
+            "layer {} unpacks to other bytes than the config's diff_id says ({found}, not {expected}): refusing \
+             the image",
+            number + 1
+        )));
+    }
+    Ok(done)
+}
 
 /// A reader that hashes what passes through it.
 struct Hashing<R> {

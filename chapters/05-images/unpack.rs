@@ -39,6 +39,20 @@ impl Default for Limits {
     }
 }
 
+/// What a layer's whiteouts do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Delete what they name, in a root that holds the layers below: one
+    /// tree for the whole image.
+    Apply,
+    /// Keep them, as overlayfs marks them, in a directory that holds this
+    /// layer alone (a snapshot): a whiteout becomes a character device
+    /// 0:0 of the name it deletes, an opaque directory gets the xattr
+    /// trusted.overlay.opaque = "y". Mounted over the layers below, the
+    /// kernel then hides what they name.
+    Overlay,
+}
+
 /// What one layer did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
@@ -49,7 +63,7 @@ pub struct Applied {
 
 // ANCHOR: apply_layer
 /// Applies one layer (a tar stream) onto `root`.
-pub fn apply_layer(root: &Root, layer: impl Read, limits: &Limits) -> Result<Applied> {
+pub fn apply_layer(root: &Root, layer: impl Read, limits: &Limits, whiteouts: Whiteouts) -> Result<Applied> {
     let mut archive = tar::Archive::new(layer);
     let mut applied = Applied::default();
     // What this layer made: an opaque directory deletes only the lower
@@ -81,6 +95,17 @@ pub fn apply_layer(root: &Root, layer: impl Read, limits: &Limits) -> Result<App
                 return Err(Error::new(format!(
                     "the layer's whiteout {path:?} names no entry: refusing the layer"
                 )));
+            }
+            if whiteouts == Whiteouts::Overlay {
+                let parent = root.make_dirs(parent_path)?;
+                if name == OPAQUE {
+                    parent.set_own_xattr("trusted.overlay.opaque", b"y")?;
+                } else {
+                    parent.remove(deleted)?;
+                    parent.mknod(deleted, nix::sys::stat::SFlag::S_IFCHR, 0, 0, 0o000)?;
+                }
+                made.insert(path);
+                continue;
             }
             // Nothing to delete where a lower layer had nothing.
             let Some(parent) = root.find(parent_path)? else { continue };

@@ -128,6 +128,13 @@ pub fn write_file_from(path: &Path, source: &Path) -> Result<()> {
     std::fs::write(path, contents.trim()).map_err(|e| io_failed(format!("write({path:?})"), e))
 }
 
+/// rename(2): `from` takes the name `to`, in one step; refused (EEXIST,
+/// ENOTEMPTY) where `to` is a directory that is not empty.
+pub fn rename(from: &Path, to: &Path) -> Result<()> {
+    narrate!("rename({from:?}, {to:?})");
+    std::fs::rename(from, to).map_err(|e| io_failed(format!("rename({from:?}, {to:?})"), e))
+}
+
 /// Replaces the file at `path` as one step: the contents go to a new file
 /// beside it, which rename(2) then puts in its place. A reader (containerd
 /// asks for a container's state often) sees the old file or the new one,

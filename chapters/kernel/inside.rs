@@ -466,6 +466,23 @@ impl Inside {
         .map_err(|e| failed(format!("utimensat({:?})", self.path.join(name)), e))
     }
 
+    /// setxattr(2) of this file or directory itself, through its
+    /// descriptor.
+    pub fn set_own_xattr(&self, key: &str, value: &[u8]) -> Result<()> {
+        let path = std::ffi::CString::new(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).expect("no NUL");
+        let key_c =
+            std::ffi::CString::new(key).map_err(|_| Error::new(format!("{key:?} contains a NUL byte")))?;
+        narrate!("setxattr({}, {key:?}, {:?})", self.named(), String::from_utf8_lossy(value));
+        // SAFETY: both strings end in NUL, and the value is read for its length.
+        let set = unsafe {
+            nix::libc::setxattr(path.as_ptr(), key_c.as_ptr(), value.as_ptr().cast(), value.len(), 0)
+        };
+        if set < 0 {
+            return Err(failed(format!("setxattr({:?}, {key:?})", self.path), Errno::last()));
+        }
+        Ok(())
+    }
+
     /// lsetxattr(2) of `name` here (a link itself if it is one), reached
     /// through this directory's descriptor.
     pub fn set_xattr(&self, name: &str, key: &str, value: &[u8]) -> Result<()> {
