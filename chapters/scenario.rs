@@ -418,7 +418,13 @@ pub fn normalize(text: &str) -> String {
     // A runtime's record holds a pid and times, so its size varies too.
     static STATE_SIZE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r#"(/state\.json", )[0-9]+ bytes"#).unwrap());
+    // Digests: a layer's depends on the bytes of the machine's busybox; a
+    // layer being unpacked is named by its digest and our pid.
+    static DIGEST: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9a-f]{64}(\.[0-9]+)?").unwrap());
     let text = HOST_PID.replace_all(text, "${1}[pid]");
+    let text = DIGEST.replace_all(&text, |found: &regex::Captures| {
+        if found.get(1).is_some() { "[digest].[pid]" } else { "[digest]" }.to_string()
+    });
     let text = TIME.replace_all(&text, "[time]");
     let text = STATE_SIZE.replace_all(&text, "${1}[n] bytes");
     let text = FD.replace_all(&text, "/proc/self/fd/[fd]");

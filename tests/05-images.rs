@@ -416,3 +416,10 @@ fn overlay_snapshots_show_the_image_and_are_unpacked_once() {
     assert_eq!(std::fs::read_to_string(first[1].dir.join("etc/hostname")).unwrap(), "podlab-image\n");
     drop(views);
 }
+
+// The level's own transcripts, as the book shows them.
+scenario_tests!(podlab::images::LEVEL;
+    unpack_scenario => "unpack",
+    snapshots_scenario => "snapshots",
+    escape_scenario => "escape",
+);

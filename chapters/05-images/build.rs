@@ -86,6 +86,27 @@ pub fn demo_image(dir: &Path) -> Result<()> {
     write_layout(dir, &layers)
 }
 
+/// A hostile image: one layer whose one entry, `../../../../escaped`,
+/// climbs out of the root. What an unpacker must refuse.
+pub fn escaping_image(dir: &Path) -> Result<()> {
+    kernel::mkdir(dir, 0o755)?;
+    let mut header = tar::Header::new_old();
+    let name = b"../../../../escaped";
+    header.as_old_mut().name[..name.len()].copy_from_slice(name);
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(MTIME);
+    let data = b"written outside the root\n";
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    let mut tar = header.as_bytes().to_vec();
+    tar.extend_from_slice(data);
+    tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+    write_layout(dir, &[LayerBlob::of_tar(tar, false)?])
+}
+
 /// A layer as it goes in a layout: its bytes (packed), their media type,
 /// and the digest of the tar inside (the config's diff_id).
 pub struct LayerBlob {
@@ -198,8 +219,7 @@ pub fn layer_tar(items: &[Item]) -> Result<Vec<u8>> {
 /// Stores `bytes` as a blob named by their digest; its descriptor.
 pub fn put_blob(dir: &Path, bytes: &[u8], media_type: MediaType) -> Result<oci_spec::image::Descriptor> {
     let hex = sha256(bytes);
-    let path = dir.join("blobs/sha256").join(&hex);
-    std::fs::write(&path, bytes).map_err(|e| Error::new(format!("writing {}: {e}", path.display())))?;
+    kernel::write_bytes(&dir.join("blobs/sha256").join(&hex), bytes)?;
     let digest: oci_spec::image::Digest =
         format!("sha256:{hex}").parse().map_err(|e| Error::new(format!("a digest: {e}")))?;
     DescriptorBuilder::default()

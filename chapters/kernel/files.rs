@@ -31,7 +31,8 @@ pub fn mkdir(path: &Path, mode: u32) -> Result<()> {
 /// mkdir(2) for each directory of `path` that is missing, 0o755, as
 /// `mkdir -p` does; tells only the ones it makes.
 pub fn mkdir_all(path: &Path) -> Result<()> {
-    let missing: Vec<&Path> = path.ancestors().take_while(|dir| !dir.exists()).collect();
+    let missing: Vec<&Path> =
+        path.ancestors().take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists()).collect();
     for dir in missing.into_iter().rev() {
         match mkdir(dir, 0o755) {
             // Made by another process in the meantime (two creates into a
@@ -133,6 +134,12 @@ pub fn write_file_from(path: &Path, source: &Path) -> Result<()> {
 pub fn rename(from: &Path, to: &Path) -> Result<()> {
     narrate!("rename({from:?}, {to:?})");
     std::fs::rename(from, to).map_err(|e| io_failed(format!("rename({from:?}, {to:?})"), e))
+}
+
+/// Creates (or truncates) a file and writes `bytes` into it, told by size.
+pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
+    narrate!("write({path:?}, {} bytes)", bytes.len());
+    std::fs::write(path, bytes).map_err(|e| io_failed(format!("write({path:?})"), e))
 }
 
 /// Replaces the file at `path` as one step: the contents go to a new file
