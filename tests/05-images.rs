@@ -421,5 +421,55 @@ fn overlay_snapshots_show_the_image_and_are_unpacked_once() {
 scenario_tests!(podlab::images::LEVEL;
     unpack_scenario => "unpack",
     snapshots_scenario => "snapshots",
+    run_scenario => "run",
     escape_scenario => "escape",
 );
+
+/// The config a bundle gets from the image agrees with `umoci unpack`'s on
+/// the process (args, env, working directory, user); and the image runs
+/// with level 4's runtime, twice, the second time from the store.
+#[test]
+fn an_image_runs_with_a_config_as_umocis() {
+    if !needs_umoci("an_image_runs_with_a_config_as_umocis") {
+        return;
+    }
+    let scratch = Scratch::new("image-config");
+    let layout = scratch.path().join("layout");
+    build::demo_image(&layout).unwrap();
+    let umoci = run(Command::new("umoci")
+        .args(["unpack", "--image"])
+        .arg(format!("{}:{}", layout.display(), build::TAG))
+        .arg(scratch.path().join("umoci-bundle")));
+    assert_eq!(umoci.code, Some(0), "umoci: {}", umoci.stderr);
+    let theirs: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(scratch.path().join("umoci-bundle/config.json")).unwrap(),
+    )
+    .unwrap();
+    let rootfs = scratch.path().join("rootfs");
+    std::fs::create_dir(&rootfs).unwrap();
+    podlab::images::unpack(&layout, &rootfs, &Limits::default()).unwrap();
+    let image = podlab::images::Layout::open(&layout).unwrap().image().unwrap();
+    let root = podlab::kernel::Root::open(&rootfs).unwrap();
+    let ours = serde_json::to_value(podlab::images::bundle::config(&image, &root, &[]).unwrap()).unwrap();
+    for field in ["/process/args", "/process/env", "/process/cwd", "/process/user/uid", "/process/user/gid"] {
+        assert_eq!(ours.pointer(field), theirs.pointer(field), "{field}: ours (left), umoci's (right)");
+    }
+
+    let example = common::example("05-images");
+    let store = scratch.path().join("store");
+    for time in ["first", "second"] {
+        let outcome = run(Command::new(&example)
+            .args(["run"])
+            .arg(&layout)
+            .arg("--store")
+            .arg(&store)
+            .args(["--", "sh", "-c", "cat /etc/hostname; ls /srv; echo $HOME"]));
+        assert_eq!(
+            (outcome.code, outcome.stdout.as_str()),
+            (Some(0), "podlab-image\nnew\n/root\n"),
+            "{time}: {}",
+            outcome.stderr
+        );
+        assert_eq!(outcome.stderr.contains("unpacked layer"), time == "first", "{time}: {}", outcome.stderr);
+    }
+}

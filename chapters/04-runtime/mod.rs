@@ -123,13 +123,19 @@ pub fn write_default_spec(bundle: &Path, command: &[String]) -> Result<()> {
     if file.exists() {
         return Err(Error::new(format!("{} exists already: remove it first", file.display())));
     }
+    let json = serde_json::to_string_pretty(&default_spec(command)).expect("a spec is plain data");
+    kernel::write_file(&file, &(json + "\n"))
+}
+
+/// runc's default config (what `runc spec` writes), running `command` if
+/// one is given: a later level fills in the rest (level 5, from an image).
+pub fn default_spec(command: &[String]) -> oci_spec::runtime::Spec {
     let mut spec = oci_spec::runtime::Spec::default();
     spec.set_hostname(Some("podlab".to_string()));
     if let (false, Some(process)) = (command.is_empty(), spec.process_mut()) {
         process.set_args(Some(command.to_vec()));
     }
-    let json = serde_json::to_string_pretty(&spec).expect("a spec is plain data");
-    kernel::write_file(&file, &(json + "\n"))
+    spec
 }
 
 /// What this runtime supports, as `features` prints it (the runtime

@@ -22,7 +22,8 @@ use podlab::{kernel, narrate};
         cargo run --example 05-images -- build /tmp/image\n  \
         cargo run --example 05-images -- unpack /tmp/image /tmp/rootfs\n  \
         cargo run --example 05-images -- tree /tmp/rootfs etc srv\n  \
-        cargo run --example 05-images -- snapshot /tmp/image --store /tmp/store   # twice: the second unpacks nothing\n\n\
+        cargo run --example 05-images -- snapshot /tmp/image --store /tmp/store   # twice: the second unpacks nothing\n  \
+        cargo run --example 05-images -- run /tmp/image --store /tmp/store -- cat /etc/hostname\n\n\
         Compare with umoci: umoci raw unpack --image /tmp/image:demo /tmp/umoci-rootfs"
 )]
 struct Args {
@@ -66,6 +67,19 @@ enum Command {
         /// Where the layers are kept.
         #[arg(long)]
         store: PathBuf,
+    },
+    /// Runs the image with level 4's runtime: its layers from the store
+    /// (unpacked there if missing), a bundle whose root is an overlay of
+    /// them and whose config comes from the image's; all removed after.
+    Run {
+        /// The image's layout.
+        image: PathBuf,
+        /// Where the layers are kept.
+        #[arg(long)]
+        store: PathBuf,
+        /// What to run in place of the image's Cmd.
+        #[arg(last = true)]
+        command: Vec<String>,
     },
     /// Lists what a root filesystem holds at each PATH (a directory, with
     /// what is in it): type and mode, owner, name.
@@ -119,6 +133,10 @@ fn run(command: Command) -> Result<ExitCode> {
                     None => println!("layer {}: in the store already, nothing unpacked", number + 1),
                 }
             }
+        }
+        Command::Run { image, store, command } => {
+            kernel::require_root("running a container needs root")?;
+            return Ok(images::bundle::run(&image, &store, &command)?.exit_code());
         }
         Command::Tree { rootfs, paths } => {
             for path in paths {

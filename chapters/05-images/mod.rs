@@ -9,6 +9,7 @@
 //! filesystem, whiteouts and all, without ever writing outside it.
 
 pub mod build;
+pub mod bundle;
 pub mod layout;
 pub mod snapshots;
 pub mod unpack;
@@ -56,6 +57,26 @@ pub const LEVEL: Level = Level {
             shows: "each layer unpacked once into a snapshot of its own, whiteouts kept as overlayfs \
                     marks them; the second time, nothing is unpacked",
             hint: "Store::prepare(): a layer whose directory exists is used as it is",
+            alongside: None,
+        },
+        Scenario {
+            name: "run",
+            args: &[
+                "run",
+                "image",
+                "--store",
+                "store",
+                "--",
+                "sh",
+                "-c",
+                "cat /etc/hostname; ls /srv; id -u; echo $HOME",
+            ],
+            then: &[],
+            files: &[],
+            shows: "the image run with level 4's runtime: its layers unpacked into the store, an overlay of \
+                    them as the root, the config made from the image's; all removed after",
+            hint:
+                "bundle::config(): the process comes from the image's Entrypoint, Cmd, Env, WorkingDir, User",
             alongside: None,
         },
         Scenario {

@@ -245,6 +245,19 @@ impl Inside {
         PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd()))
     }
 
+    /// What this file holds, read through its descriptor (at most `limit`
+    /// bytes: a file from input may be huge).
+    pub fn read(&self, limit: u64) -> Result<Vec<u8>> {
+        use std::io::Read;
+        let file = std::fs::File::open(self.through_proc())
+            .map_err(|e| Error::new(format!("cannot open {} in the root: {e}", self.path.display())))?;
+        let mut bytes = Vec::new();
+        file.take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::new(format!("cannot read {} in the root: {e}", self.path.display())))?;
+        Ok(bytes)
+    }
+
     /// Whether this directory has an entry `name`, of any kind, a link
     /// included (it is not followed). Only looks.
     pub fn has(&self, name: &str) -> bool {
