@@ -473,3 +473,227 @@ fn an_image_runs_with_a_config_as_umocis() {
         assert_eq!(outcome.stderr.contains("unpacked layer"), time == "first", "{time}: {}", outcome.stderr);
     }
 }
+
+/// A docker-registry of the test's own on 127.0.0.1, its storage in the
+/// test's scratch directory; stopped when dropped.
+struct Registry {
+    address: String,
+    _process: common::TerminateOnDrop,
+}
+
+/// A token server of the test's own, as a registry's auth: it answers
+/// `GET /token?service=...&scope=repository:NAME:ACTIONS` with a JWT that
+/// grants what the scope asks, signed (RS256, openssl) by a key whose
+/// self-signed certificate the registry trusts. Its address is the realm.
+struct TokenServer {
+    realm: String,
+    certificate: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    address: String,
+}
+
+impl TokenServer {
+    fn start(scratch: &Path) -> TokenServer {
+        let (key, certificate) = (scratch.join("token.key"), scratch.join("token.crt"));
+        let made = run(Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=podlab-token",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&certificate));
+        assert_eq!(made.code, Some(0), "openssl: {}", made.stderr);
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(&certificate)
+            .output()
+            .unwrap();
+        use base64::Engine;
+        let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut request = [0u8; 4096];
+                let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+                let line =
+                    String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_string();
+                let token = jwt(&key, &x5c, &line);
+                let body = format!(r#"{{"token": "{token}"}}"#);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+            }
+        });
+        TokenServer { realm: format!("http://{address}/token"), certificate, stop, address }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(&self.address);
+    }
+}
+
+/// A JWT granting what the request line's scopes ask.
+fn jwt(key: &Path, x5c: &str, request_line: &str) -> String {
+    use base64::Engine;
+    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let query = request_line
+        .split(' ')
+        .nth(1)
+        .unwrap_or_default()
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or_default();
+    let access: Vec<serde_json::Value> = query
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("scope="))
+        .filter_map(|scope| {
+            let scope = scope.replace("%3A", ":").replace("%2F", "/").replace("%2C", ",");
+            let mut parts = scope.splitn(3, ':');
+            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+        })
+        .collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": "podlab-token", "sub": "", "aud": "podlab-registry", "exp": now + 600, "nbf": now - 10,
+        "iat": now, "jti": format!("{now}"), "access": access,
+    });
+    let signed = format!("{}.{}", url.encode(header.to_string()), url.encode(claims.to_string()));
+    let mut openssl = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut openssl.stdin.take().unwrap(), signed.as_bytes()).unwrap();
+    let signature = openssl.wait_with_output().unwrap().stdout;
+    format!("{signed}.{}", url.encode(signature))
+}
+
+impl Registry {
+    /// With a token server: every request needs a token from it.
+    fn start_with(scratch: &Path, tokens: Option<&TokenServer>) -> Registry {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let address = format!("127.0.0.1:{port}");
+        let config = scratch.join("registry.yml");
+        let storage = scratch.join("registry");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n{}",
+                storage.display(),
+                tokens.map_or(String::new(), |t| format!(
+                    "auth:\n  token:\n    realm: {}\n    service: podlab-registry\n    issuer: podlab-token\n    rootcertbundle: {}\n",
+                    t.realm,
+                    t.certificate.display()
+                ))
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let process = common::TerminateOnDrop(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(&address).is_err() {
+            assert!(std::time::Instant::now() < deadline, "docker-registry did not listen on {address}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Registry { address, _process: process }
+    }
+}
+
+fn needs_registry(test: &str) -> bool {
+    let missing =
+        ["docker-registry", "skopeo"].into_iter().find(|tool| !Path::new("/usr/bin").join(tool).exists());
+    needs_umoci(test)
+        && common::can_run(
+            test,
+            missing.map(|tool| format!("{tool} is not installed (scripts/setup --tests installs it)")),
+        )
+}
+
+/// skopeo pushes the demo image to a registry of the test's own; ours pulls
+/// it into a store, and unpacks it to the same tree as the image it came
+/// from. A second pull fetches nothing.
+#[test]
+fn an_image_pushed_by_skopeo_is_pulled_by_ours() {
+    if !needs_registry("an_image_pushed_by_skopeo_is_pulled_by_ours") {
+        return;
+    }
+    for with_tokens in [false, true] {
+        pull_from_a_registry(with_tokens);
+    }
+}
+
+/// The same, from a registry with token authentication or without.
+fn pull_from_a_registry(with_tokens: bool) {
+    let scratch = Scratch::new("pull");
+    let tokens = with_tokens.then(|| TokenServer::start(scratch.path()));
+    let registry = Registry::start_with(scratch.path(), tokens.as_ref());
+    let layout = scratch.path().join("layout");
+    build::demo_image(&layout).unwrap();
+    let policy = scratch.path().join("policy.json");
+    std::fs::write(&policy, r#"{"default": [{"type": "insecureAcceptAnything"}]}"#).unwrap();
+    let name = format!("{}/podlab/demo:1", registry.address);
+    let pushed = run(Command::new("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:{}", layout.display(), build::TAG))
+        .arg(format!("docker://{name}")));
+    assert_eq!(pushed.code, Some(0), "skopeo: {}", pushed.stderr);
+
+    let store = scratch.path().join("store");
+    let reference: podlab::images::registry::Reference = name.parse().unwrap();
+    let fetched = podlab::images::registry::pull(&reference, &store).unwrap();
+    assert_eq!(fetched, 4, "a config and three layers (tokens: {with_tokens})");
+    assert_eq!(
+        podlab::images::registry::pull(&reference, &store).unwrap(),
+        0,
+        "the second pull fetches nothing"
+    );
+
+    let (pulled, original) = (scratch.path().join("pulled"), scratch.path().join("original"));
+    std::fs::create_dir(&pulled).unwrap();
+    std::fs::create_dir(&original).unwrap();
+    podlab::images::unpack_named(&store, Some(&reference.to_string()), &pulled, &Limits::default()).unwrap();
+    podlab::images::unpack(&layout, &original, &Limits::default()).unwrap();
+    assert_eq!(tree(&pulled), tree(&original), "pulled (left), built (right)");
+
+    // Names that are not there, and registries elsewhere, in a sentence.
+    let missing: podlab::images::registry::Reference =
+        format!("{}/podlab/missing:1", registry.address).parse().unwrap();
+    let said = podlab::images::registry::pull(&missing, &store).unwrap_err().to_string();
+    assert!(said.contains("not found (404)"), "{said}");
+    let far: podlab::images::registry::Reference = "docker.io/library/busybox:latest".parse().unwrap();
+    let said = podlab::images::registry::pull(&far, &store).unwrap_err().to_string();
+    assert!(said.contains("speaks plain HTTP only"), "{said}");
+}

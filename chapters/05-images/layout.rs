@@ -10,6 +10,7 @@ use oci_spec::image::{Arch, Descriptor, ImageConfiguration, ImageIndex, ImageMan
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
+use crate::kernel;
 
 /// Docker's media types, which registries and `skopeo` still hand out beside
 /// the OCI ones: the same things under other names.
@@ -47,7 +48,90 @@ pub struct Image {
     pub layers: Vec<Layer>,
 }
 
+/// The annotation that names an image in a layout's index.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
 impl Layout {
+    /// The layout at `dir`, made if there is none: a store that pulls add to.
+    pub fn create(dir: &Path) -> Result<Layout> {
+        if !dir.join("oci-layout").exists() {
+            kernel::mkdir_all(&dir.join("blobs/sha256"))?;
+            kernel::write_file_atomically(&dir.join("index.json"), r#"{"schemaVersion":2,"manifests":[]}"#)?;
+            kernel::write_file_atomically(&dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        Layout::open(dir)
+    }
+
+    /// Whether the store has the blob (of the right size; its digest is
+    /// checked whenever it is used).
+    pub fn has(&self, descriptor: &Descriptor) -> bool {
+        self.blob_path(descriptor)
+            .ok()
+            .and_then(|path| std::fs::metadata(path).ok())
+            .is_some_and(|meta| meta.len() == descriptor.size())
+    }
+
+    /// A new file for a blob being received, under a temporary name.
+    pub fn partial(&self, descriptor: &Descriptor) -> Result<(PathBuf, std::fs::File)> {
+        let final_path = self.blob_path(descriptor)?;
+        let hex = descriptor.digest().digest();
+        let path = super::registry::partial_name(final_path.parent().unwrap_or(&self.dir), hex);
+        Ok((path.clone(), std::fs::File::from(kernel::create_file(&path)?)))
+    }
+
+    /// Gives a received and checked blob its name: a reader sees it whole or
+    /// not at all, and two pulls of it at once both end with it stored once.
+    pub fn settle(&self, partial: &Path, descriptor: &Descriptor) -> Result<()> {
+        kernel::rename(partial, &self.blob_path(descriptor)?)
+    }
+
+    /// Stores a blob held in memory, once its bytes have its digest.
+    pub fn put(&self, descriptor: &Descriptor, bytes: &[u8]) -> Result<()> {
+        let found = format!("{:x}", Sha256::digest(bytes));
+        if found != descriptor.digest().digest() || bytes.len() as u64 != descriptor.size() {
+            return Err(Error::new(format!(
+                "the bytes for {} are not its bytes: refusing them",
+                descriptor.digest()
+            )));
+        }
+        let path = self.blob_path(descriptor)?;
+        let (partial, mut file) = self.partial(descriptor)?;
+        std::io::Write::write_all(&mut file, bytes)
+            .map_err(|e| Error::new(format!("storing {}: {e}", path.display())))?;
+        self.settle(&partial, descriptor)
+    }
+
+    /// Names the image `descriptor` (a manifest) `name` in the index, in
+    /// place of any image of that name: read, changed and written back
+    /// under a lock, so that two pulls at once both get their names.
+    pub fn tag(&self, descriptor: &Descriptor, name: &str) -> Result<()> {
+        let lock = kernel::lock_file(&self.dir.join("index.lock"))?;
+        let file = self.dir.join("index.json");
+        let text =
+            std::fs::read(&file).map_err(|e| Error::new(format!("reading {}: {e}", file.display())))?;
+        let mut index: ImageIndex = serde_json::from_slice(&text)
+            .map_err(|e| Error::new(format!("{} is not a valid image index: {e}", file.display())))?;
+        let mut manifests: Vec<Descriptor> = index
+            .manifests()
+            .iter()
+            .filter(|m| {
+                m.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str) != Some(name)
+            })
+            .cloned()
+            .collect();
+        let mut named = descriptor.clone();
+        named.set_annotations(Some(std::collections::HashMap::from([(
+            REF_NAME.to_string(),
+            name.to_string(),
+        )])));
+        manifests.push(named);
+        index.set_manifests(manifests);
+        let json = serde_json::to_string(&index).map_err(|e| Error::new(format!("an index: {e}")))?;
+        kernel::write_file_atomically(&file, &json)?;
+        drop(lock);
+        Ok(())
+    }
+
     /// Opens the layout at `dir`, checking it is one.
     pub fn open(dir: &Path) -> Result<Layout> {
         let marker = dir.join("oci-layout");
@@ -128,12 +212,28 @@ impl Layout {
     /// platform (through an image index or a Docker manifest list), its
     /// config and its layers, each blob checked.
     pub fn image(&self) -> Result<Image> {
+        self.image_named(None)
+    }
+
+    /// The image named `name` in the index (a layout that holds several, a
+    /// store), or, with no name, the one the index holds for this platform.
+    pub fn image_named(&self, name: Option<&str>) -> Result<Image> {
         let index_file = self.dir.join("index.json");
         let text = std::fs::read(&index_file)
             .map_err(|e| Error::new(format!("{} cannot be read: {e}", index_file.display())))?;
         let index: ImageIndex = serde_json::from_slice(&text)
             .map_err(|e| Error::new(format!("{} is not a valid image index: {e}", index_file.display())))?;
-        let mut descriptor = pick(index.manifests(), &index_file.display().to_string())?.clone();
+        let mut descriptor = match name {
+            None => pick(index.manifests(), &index_file.display().to_string())?.clone(),
+            Some(name) => index
+                .manifests()
+                .iter()
+                .find(|m| {
+                    m.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str) == Some(name)
+                })
+                .ok_or_else(|| Error::new(format!("the store has no image named {name:?}: pull it first")))?
+                .clone(),
+        };
         // An index may point at another (a multi-platform image): follow it,
         // a few steps at most.
         for _ in 0..4 {
@@ -191,7 +291,7 @@ pub(super) fn this_arch() -> Arch {
 
 /// The manifest for this platform among `manifests`: one with no platform
 /// when that is all there is, else the one for linux and this architecture.
-fn pick<'a>(manifests: &'a [Descriptor], whose: &str) -> Result<&'a Descriptor> {
+pub(super) fn pick<'a>(manifests: &'a [Descriptor], whose: &str) -> Result<&'a Descriptor> {
     if let [only] = manifests {
         if only.platform().is_none() {
             return Ok(only);

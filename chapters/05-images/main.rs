@@ -23,7 +23,8 @@ use podlab::{kernel, narrate};
         cargo run --example 05-images -- unpack /tmp/image /tmp/rootfs\n  \
         cargo run --example 05-images -- tree /tmp/rootfs etc srv\n  \
         cargo run --example 05-images -- snapshot /tmp/image --store /tmp/store   # twice: the second unpacks nothing\n  \
-        cargo run --example 05-images -- run /tmp/image --store /tmp/store -- cat /etc/hostname\n\n\
+        cargo run --example 05-images -- run /tmp/image --store /tmp/store -- cat /etc/hostname\n  \
+        cargo run --example 05-images -- pull 127.0.0.1:5000/podlab/demo:1 --store /tmp/pulled\n\n\
         Compare with umoci: umoci raw unpack --image /tmp/image:demo /tmp/umoci-rootfs"
 )]
 struct Args {
@@ -81,6 +82,15 @@ enum Command {
         #[arg(last = true)]
         command: Vec<String>,
     },
+    /// Pulls an image from a registry on this machine into a store (an OCI
+    /// layout shared by every pull), under its name.
+    Pull {
+        /// `REGISTRY/NAME[:TAG|@DIGEST]`, as 127.0.0.1:5000/podlab/demo:1.
+        reference: String,
+        /// The store (made if missing).
+        #[arg(long)]
+        store: PathBuf,
+    },
     /// Lists what a root filesystem holds at each PATH (a directory, with
     /// what is in it): type and mode, owner, name.
     Tree {
@@ -137,6 +147,11 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Run { image, store, command } => {
             kernel::require_root("running a container needs root")?;
             return Ok(images::bundle::run(&image, &store, &command)?.exit_code());
+        }
+        Command::Pull { reference, store } => {
+            let reference: images::registry::Reference = reference.parse()?;
+            let fetched = images::registry::pull(&reference, &store)?;
+            println!("pulled {reference}: {fetched} blobs fetched, the others in the store already");
         }
         Command::Tree { rootfs, paths } => {
             for path in paths {

@@ -11,6 +11,7 @@
 pub mod build;
 pub mod bundle;
 pub mod layout;
+pub mod registry;
 pub mod snapshots;
 pub mod unpack;
 
@@ -105,8 +106,19 @@ pub use unpack::{Applied, Limits, Whiteouts};
 /// on top of the ones before, its uncompressed bytes checked against the
 /// config's diff_id.
 pub fn unpack(layout: &Path, rootfs: &Path, limits: &Limits) -> Result<Vec<Applied>> {
+    unpack_named(layout, None, rootfs, limits)
+}
+
+/// [`unpack`] of the image named `name` in the layout (a store holding
+/// several), or of its only one.
+pub fn unpack_named(
+    layout: &Path,
+    name: Option<&str>,
+    rootfs: &Path,
+    limits: &Limits,
+) -> Result<Vec<Applied>> {
     let layout = Layout::open(layout)?;
-    let image = layout.image()?;
+    let image = layout.image_named(name)?;
     let root = Root::open(rootfs)?;
     (0..image.layers.len())
         .map(|number| apply_checked(&layout, &image, number, &root, limits, Whiteouts::Apply))

@@ -142,6 +142,20 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).map_err(|e| io_failed(format!("write({path:?})"), e))
 }
 
+/// flock(2) LOCK_EX on `path` (made if missing): held until what it
+/// returns is dropped, so that processes that take it take turns.
+pub fn lock_file(path: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    narrate!("flock({path:?}, LOCK_EX)");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| io_failed(format!("open({path:?})"), e))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| failed(format!("flock({path:?}, LOCK_EX)"), e))
+}
+
 /// Replaces the file at `path` as one step: the contents go to a new file
 /// beside it, which rename(2) then puts in its place. A reader (containerd
 /// asks for a container's state often) sees the old file or the new one,
