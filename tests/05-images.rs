@@ -697,3 +697,173 @@ fn pull_from_a_registry(with_tokens: bool) {
     let said = podlab::images::registry::pull(&far, &store).unwrap_err().to_string();
     assert!(said.contains("speaks plain HTTP only"), "{said}");
 }
+
+/// A hostile registry: a server of the test's own that answers each
+/// request as `answer` says (raw HTTP bytes, which may promise more than
+/// they hold); stopped when dropped.
+struct Hostile {
+    address: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Hostile {
+    fn start(answer: impl Fn(&str, &str) -> Vec<u8> + Send + 'static) -> Hostile {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let me = address.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let mut request = [0u8; 8192];
+                let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
+                let line =
+                    String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_string();
+                let path = line.split(' ').nth(1).unwrap_or_default().to_string();
+                let _ = std::io::Write::write_all(&mut stream, &answer(&me, &path));
+            }
+        });
+        Hostile { address, stop }
+    }
+}
+
+impl Drop for Hostile {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(&self.address);
+    }
+}
+
+fn http(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head += &format!("{name}: {value}\r\n");
+    }
+    if !headers.iter().any(|(name, _)| *name == "Content-Length") {
+        head += &format!("Content-Length: {}\r\n", body.len());
+    }
+    let mut bytes = (head + "\r\n").into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+/// A registry that lies, stalls or loops: each refused in a sentence, and
+/// no blob it sent stored unless it is what its digest says.
+#[test]
+fn hostile_registries_are_refused_and_store_nothing() {
+    if !needs_root_and_busybox("hostile_registries_are_refused_and_store_nothing") {
+        return;
+    }
+    use sha2::Digest;
+    let hex = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#.to_vec();
+    let layer = vec![7u8; 1000];
+    let manifest = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{}","size":{}}},"layers":[{{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:{}","size":1000}}]}}"#,
+        hex(&config),
+        config.len(),
+        hex(&layer)
+    );
+    let oci = ("Content-Type", "application/vnd.oci.image.manifest.v1+json".to_string());
+    let serve = move |manifest: String, config: Vec<u8>, layer_answer: Vec<u8>| {
+        let oci = oci.clone();
+        move |_: &str, path: &str| -> Vec<u8> {
+            if path.contains("/manifests/") {
+                http("200 OK", &[oci.clone()], manifest.as_bytes())
+            } else if path.contains(&hex(&config)) {
+                http("200 OK", &[], &config)
+            } else {
+                layer_answer.clone()
+            }
+        }
+    };
+    type Answer = Box<dyn Fn(&str, &str) -> Vec<u8> + Send>;
+    let cases: Vec<(&str, Answer, &str)> = vec![
+        (
+            "a 401 without a challenge",
+            Box::new(|_: &str, _: &str| http("401 Unauthorized", &[], b"")),
+            "without saying how to authenticate",
+        ),
+        (
+            "a Bearer challenge without a realm",
+            Box::new(|_: &str, _: &str| {
+                http("401 Unauthorized", &[("WWW-Authenticate", r#"Bearer service="x""#.to_string())], b"")
+            }),
+            "has no realm",
+        ),
+        (
+            "a token server that fails",
+            Box::new(|me: &str, path: &str| {
+                if path.starts_with("/token") {
+                    http("500 Internal Server Error", &[], b"")
+                } else {
+                    let challenge =
+                        format!(r#"Bearer realm="http://{me}/token",service="x",scope="repository:a:pull""#);
+                    http("401 Unauthorized", &[("WWW-Authenticate", challenge)], b"")
+                }
+            }),
+            "answered 500",
+        ),
+        (
+            "a redirect loop",
+            Box::new(|me: &str, path: &str| {
+                http("302 Found", &[("Location", format!("http://{me}{path}"))], b"")
+            }),
+            "redirects more than 5 times",
+        ),
+        (
+            "a manifest that is not JSON",
+            Box::new(|_: &str, _: &str| http("200 OK", &[], b"{ not json")),
+            "is not valid",
+        ),
+        (
+            "a blob cut short (the connection closed half-way)",
+            Box::new(serve(manifest.clone(), config.clone(), {
+                let mut cut = http("200 OK", &[("Content-Length", "1000".to_string())], &[]);
+                cut.extend_from_slice(&layer[..100]);
+                cut
+            })),
+            "receiving sha256:",
+        ),
+        (
+            "a blob with other bytes",
+            Box::new(serve(manifest.clone(), config.clone(), http("200 OK", &[], &[8u8; 1000]))),
+            "not the 1000 bytes it should be",
+        ),
+        (
+            "a blob longer than it should be",
+            Box::new(serve(manifest.clone(), config.clone(), http("200 OK", &[], &[7u8; 5000]))),
+            "more than the 1000 bytes it should be",
+        ),
+    ];
+    for (case, answer, phrase) in cases {
+        let scratch = Scratch::new("hostile-registry");
+        let registry = Hostile::start(answer);
+        let store = scratch.path().join("store");
+        let reference: podlab::images::registry::Reference =
+            format!("{}/podlab/x:1", registry.address).parse().unwrap();
+        let said = podlab::images::registry::pull(&reference, &store).expect_err(case).to_string();
+        assert!(said.contains(phrase), "{case}: {said}");
+        let blobs = store.join("blobs/sha256");
+        let kept: Vec<String> = std::fs::read_dir(&blobs)
+            .map(|dir| dir.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        assert!(
+            !kept.iter().any(|name| name == &hex(&layer) || name.contains("partial")),
+            "{case}: kept {kept:?}"
+        );
+    }
+
+    // Asked by digest, a manifest must have it.
+    let scratch = Scratch::new("hostile-registry");
+    let registry = Hostile::start(serve(manifest.clone(), config.clone(), http("200 OK", &[], &layer)));
+    let wanted = format!("{}/podlab/x@sha256:{}", registry.address, "1".repeat(64));
+    let reference: podlab::images::registry::Reference = wanted.parse().unwrap();
+    let said =
+        podlab::images::registry::pull(&reference, &scratch.path().join("store")).unwrap_err().to_string();
+    assert!(said.contains("with other bytes"), "{said}");
+}

@@ -312,9 +312,19 @@ fn fetch_blob(client: &mut Client, layout: &Layout, blob: &Descriptor) -> Result
         let mut buffer = vec![0u8; 1 << 16];
         let mut size = 0u64;
         loop {
-            let read = reader
-                .read(&mut buffer)
-                .map_err(|e| Error::new(format!("receiving {}: {e}", blob.digest())))?;
+            let read = reader.read(&mut buffer).map_err(|e| {
+                // The limit is one byte past the blob's size: past it, the
+                // registry sends more than the blob.
+                let longer = e.get_ref().and_then(|inner| inner.downcast_ref::<ureq::Error>());
+                match longer {
+                    Some(ureq::Error::BodyExceedsLimit(_)) => Error::new(format!(
+                        "the blob {} came with more than the {} bytes it should be: refusing it",
+                        blob.digest(),
+                        blob.size()
+                    )),
+                    _ => Error::new(format!("receiving {}: {e}", blob.digest())),
+                }
+            })?;
             if read == 0 {
                 break;
             }
