@@ -488,8 +488,7 @@ struct Registry {
 struct TokenServer {
     realm: String,
     certificate: PathBuf,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    address: String,
+    _server: Hostile,
 }
 
 impl TokenServer {
@@ -519,51 +518,19 @@ impl TokenServer {
             .unwrap();
         use base64::Engine;
         let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let stopped = stop.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stopped.load(std::sync::atomic::Ordering::Relaxed) {
-                    break;
-                }
-                let Ok(mut stream) = stream else { continue };
-                let mut request = [0u8; 4096];
-                let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
-                let line =
-                    String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_string();
-                let token = jwt(&key, &x5c, &line);
-                let body = format!(r#"{{"token": "{token}"}}"#);
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
-            }
+        let server = Hostile::start(move |_: &str, path: &str| {
+            let body = format!(r#"{{"token": "{}"}}"#, jwt(&key, &x5c, path));
+            http("200 OK", &[("Content-Type", "application/json".to_string())], body.as_bytes())
         });
-        TokenServer { realm: format!("http://{address}/token"), certificate, stop, address }
+        TokenServer { realm: format!("http://{}/token", server.address), certificate, _server: server }
     }
 }
 
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = std::net::TcpStream::connect(&self.address);
-    }
-}
-
-/// A JWT granting what the request line's scopes ask.
-fn jwt(key: &Path, x5c: &str, request_line: &str) -> String {
+/// A JWT granting what the request's scopes ask.
+fn jwt(key: &Path, x5c: &str, path: &str) -> String {
     use base64::Engine;
     let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let query = request_line
-        .split(' ')
-        .nth(1)
-        .unwrap_or_default()
-        .split_once('?')
-        .map(|(_, q)| q)
-        .unwrap_or_default();
+    let query = path.split_once('?').map(|(_, q)| q).unwrap_or_default();
     let access: Vec<serde_json::Value> = query
         .split('&')
         .filter_map(|pair| pair.strip_prefix("scope="))
@@ -773,7 +740,7 @@ fn hostile_registries_are_refused_and_store_nothing() {
         let oci = oci.clone();
         move |_: &str, path: &str| -> Vec<u8> {
             if path.contains("/manifests/") {
-                http("200 OK", &[oci.clone()], manifest.as_bytes())
+                http("200 OK", std::slice::from_ref(&oci), manifest.as_bytes())
             } else if path.contains(&hex(&config)) {
                 http("200 OK", &[], &config)
             } else {
