@@ -625,19 +625,8 @@ fn pull_from_a_registry(with_tokens: bool) {
     let scratch = Scratch::new("pull");
     let tokens = with_tokens.then(|| TokenServer::start(scratch.path()));
     let registry = Registry::start_with(scratch.path(), tokens.as_ref());
-    let layout = scratch.path().join("layout");
-    build::demo_image(&layout).unwrap();
-    let policy = scratch.path().join("policy.json");
-    std::fs::write(&policy, r#"{"default": [{"type": "insecureAcceptAnything"}]}"#).unwrap();
+    let layout = push_the_demo_image(scratch.path(), &registry.address);
     let name = format!("{}/podlab/demo:1", registry.address);
-    let pushed = run(Command::new("skopeo")
-        .arg("--policy")
-        .arg(&policy)
-        .args(["copy", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:{}", layout.display(), build::TAG))
-        .arg(format!("docker://{name}")));
-    assert_eq!(pushed.code, Some(0), "skopeo: {}", pushed.stderr);
-
     let store = scratch.path().join("store");
     let reference: podlab::images::registry::Reference = name.parse().unwrap();
     let fetched = podlab::images::registry::pull(&reference, &store).unwrap();
@@ -648,12 +637,7 @@ fn pull_from_a_registry(with_tokens: bool) {
         "the second pull fetches nothing"
     );
 
-    let (pulled, original) = (scratch.path().join("pulled"), scratch.path().join("original"));
-    std::fs::create_dir(&pulled).unwrap();
-    std::fs::create_dir(&original).unwrap();
-    podlab::images::unpack_named(&store, Some(&reference.to_string()), &pulled, &Limits::default()).unwrap();
-    podlab::images::unpack(&layout, &original, &Limits::default()).unwrap();
-    assert_eq!(tree(&pulled), tree(&original), "pulled (left), built (right)");
+    pulled_as_built(scratch.path(), &store, &reference, &layout);
 
     // Names that are not there, and registries elsewhere, in a sentence.
     let missing: podlab::images::registry::Reference =
@@ -833,4 +817,69 @@ fn hostile_registries_are_refused_and_store_nothing() {
     let said =
         podlab::images::registry::pull(&reference, &scratch.path().join("store")).unwrap_err().to_string();
     assert!(said.contains("with other bytes"), "{said}");
+}
+
+/// Blobs served elsewhere, as registries serve them from object storage: a
+/// hop in front of docker-registry redirects the manifest to it and each
+/// blob to a blob server of the test's. The pull follows, checks what
+/// comes, and stores the image whole.
+#[test]
+fn blobs_served_by_redirect_are_followed() {
+    if !needs_registry("blobs_served_by_redirect_are_followed") {
+        return;
+    }
+    let scratch = Scratch::new("redirects");
+    let registry = Registry::start_with(scratch.path(), None);
+    let layout = push_the_demo_image(scratch.path(), &registry.address);
+    // The blob server reads the registry's own storage (blobs by digest).
+    let storage = scratch.path().join("registry/docker/registry/v2/blobs/sha256");
+    let blobs = Hostile::start(move |_: &str, path: &str| {
+        let hex = path.rsplit(':').next().unwrap_or_default().to_string();
+        match std::fs::read(storage.join(&hex[..2.min(hex.len())]).join(&hex).join("data")) {
+            Ok(bytes) => http("200 OK", &[], &bytes),
+            Err(_) => http("404 Not Found", &[], b""),
+        }
+    });
+    let (real, blob_server) = (registry.address.clone(), blobs.address.clone());
+    let hop = Hostile::start(move |_: &str, path: &str| {
+        let to = if path.contains("/blobs/") { &blob_server } else { &real };
+        http("307 Temporary Redirect", &[("Location", format!("http://{to}{path}"))], b"")
+    });
+    let store = scratch.path().join("store");
+    let reference: podlab::images::registry::Reference =
+        format!("{}/podlab/demo:1", hop.address).parse().unwrap();
+    assert_eq!(podlab::images::registry::pull(&reference, &store).unwrap(), 4, "a config and three layers");
+    pulled_as_built(scratch.path(), &store, &reference, &layout);
+}
+
+/// Builds the demo image in `scratch` and has skopeo push it to the
+/// registry at `address` as podlab/demo:1; the image's layout.
+fn push_the_demo_image(scratch: &Path, address: &str) -> PathBuf {
+    let layout = scratch.join("layout");
+    build::demo_image(&layout).unwrap();
+    let policy = scratch.join("policy.json");
+    std::fs::write(&policy, r#"{"default": [{"type": "insecureAcceptAnything"}]}"#).unwrap();
+    let pushed = run(Command::new("skopeo")
+        .arg("--policy")
+        .arg(&policy)
+        .args(["copy", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:{}", layout.display(), build::TAG))
+        .arg(format!("docker://{address}/podlab/demo:1")));
+    assert_eq!(pushed.code, Some(0), "skopeo: {}", pushed.stderr);
+    layout
+}
+
+/// The pulled image, unpacked from the store, has the tree of the one built.
+fn pulled_as_built(
+    scratch: &Path,
+    store: &Path,
+    reference: &podlab::images::registry::Reference,
+    layout: &Path,
+) {
+    let (pulled, original) = (scratch.join("pulled"), scratch.join("original"));
+    std::fs::create_dir(&pulled).unwrap();
+    std::fs::create_dir(&original).unwrap();
+    podlab::images::unpack_named(store, Some(&reference.to_string()), &pulled, &Limits::default()).unwrap();
+    podlab::images::unpack(layout, &original, &Limits::default()).unwrap();
+    assert_eq!(tree(&pulled), tree(&original), "pulled from {reference} (left), built (right)");
 }
