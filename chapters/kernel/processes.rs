@@ -476,6 +476,10 @@ static FORWARDED_ALREADY: AtomicUsize = AtomicUsize::new(0);
 /// The first signal passed on to the child, for waitpid to tell; 0 if none.
 static PASSED_ON: AtomicI32 = AtomicI32::new(0);
 
+/// A signal that came between the fork and [`set_signal_target`], while
+/// there was no child to pass it on to yet: passed on once there is.
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
 /// Tells the signals the handler passed on to the child, if any.
 fn tell_signals_passed_on() {
     let signal = PASSED_ON.swap(0, Ordering::Relaxed);
@@ -506,6 +510,10 @@ extern "C" fn forward_signal(signal: nix::libc::c_int) {
             if first {
                 PASSED_ON.store(signal, Ordering::Relaxed);
             }
+        } else {
+            // The child is forked but not named yet (it may even run its
+            // program already): kept for it.
+            PENDING.store(signal, Ordering::Relaxed);
         }
     }
     Errno::set_raw(errno);
@@ -537,4 +545,12 @@ pub fn forward_signals_to_child() -> Result<()> {
 pub fn set_signal_target(child: Option<Pid>) {
     FORWARDED_ALREADY.store(0, Ordering::Relaxed);
     FORWARD_TO.store(child.map_or(0, Pid::as_raw), Ordering::Relaxed);
+    // One that came before the child was named goes to it now.
+    let pending = PENDING.swap(0, Ordering::Relaxed);
+    if let (Some(child), true) = (child, pending > 0) {
+        FORWARDED_ALREADY.store(1, Ordering::Relaxed);
+        PASSED_ON.store(pending, Ordering::Relaxed);
+        // SAFETY: kill takes integers; the child is ours and not yet reaped.
+        unsafe { nix::libc::kill(child.as_raw(), pending) };
+    }
 }
