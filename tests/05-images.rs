@@ -883,3 +883,31 @@ fn pulled_as_built(
     podlab::images::unpack(layout, &original, &Limits::default()).unwrap();
     assert_eq!(tree(&pulled), tree(&original), "pulled from {reference} (left), built (right)");
 }
+
+/// `rmi` takes a name off; garbage collection removes only the blobs no
+/// remaining name reaches: a layer two images share stays while one of
+/// them does.
+#[test]
+fn garbage_collection_keeps_what_an_image_uses() {
+    if !needs_root_and_busybox("garbage_collection_keeps_what_an_image_uses") {
+        return;
+    }
+    let scratch = Scratch::new("gc");
+    let store = scratch.path().join("store");
+    build::demo_image(&store).unwrap();
+    let layout = podlab::images::Layout::open(&store).unwrap();
+    let (_, manifest) = layout.names().unwrap().into_iter().next().unwrap();
+    layout.tag(&manifest, "second-name").unwrap();
+    // A blob nothing names, as an interrupted push would leave.
+    let stray = build::put_blob(&store, b"stray", oci_spec::image::MediaType::ImageLayer).unwrap();
+    let blobs = || std::fs::read_dir(store.join("blobs/sha256")).unwrap().count();
+    assert_eq!(blobs(), 6, "a manifest, a config, three layers, the stray blob");
+    assert_eq!(layout.collect_garbage().unwrap(), (1, 5), "only the stray blob goes");
+    assert!(!layout.has(&stray));
+    assert!(layout.untag(build::TAG).unwrap());
+    assert!(!layout.untag(build::TAG).unwrap(), "untagged already");
+    assert_eq!(layout.collect_garbage().unwrap().0, 0, "the second name still uses every blob");
+    assert!(layout.untag("second-name").unwrap());
+    assert_eq!(layout.collect_garbage().unwrap().0, 5, "nothing names the image now");
+    assert_eq!(blobs(), 0);
+}

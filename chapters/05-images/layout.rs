@@ -102,34 +102,106 @@ impl Layout {
     }
 
     /// Names the image `descriptor` (a manifest) `name` in the index, in
-    /// place of any image of that name: read, changed and written back
-    /// under a lock, so that two pulls at once both get their names.
+    /// place of any image of that name.
     pub fn tag(&self, descriptor: &Descriptor, name: &str) -> Result<()> {
-        let lock = kernel::lock_file(&self.dir.join("index.lock"))?;
-        let file = self.dir.join("index.json");
-        let text =
-            std::fs::read(&file).map_err(|e| Error::new(format!("reading {}: {e}", file.display())))?;
-        let mut index: ImageIndex = serde_json::from_slice(&text)
-            .map_err(|e| Error::new(format!("{} is not a valid image index: {e}", file.display())))?;
-        let mut manifests: Vec<Descriptor> = index
+        self.rename(name, Some(descriptor)).map(drop)
+    }
+
+    /// The images the index names, by name, with their manifests' descriptors.
+    pub fn names(&self) -> Result<Vec<(String, Descriptor)>> {
+        let mut named: Vec<(String, Descriptor)> = self
+            .index()?
             .manifests()
             .iter()
-            .filter(|m| {
-                m.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str) != Some(name)
-            })
-            .cloned()
+            .filter_map(|m| Some((m.annotations().as_ref()?.get(REF_NAME)?.clone(), m.clone())))
             .collect();
-        let mut named = descriptor.clone();
-        named.set_annotations(Some(std::collections::HashMap::from([(
-            REF_NAME.to_string(),
-            name.to_string(),
-        )])));
-        manifests.push(named);
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
+    }
+
+    /// Takes the name `name` off its image (`rmi`); its blobs stay until a
+    /// garbage collection finds nothing else uses them. Whether it was there.
+    pub fn untag(&self, name: &str) -> Result<bool> {
+        self.rename(name, None)
+    }
+
+    /// Takes `name` off whatever image has it, and gives it to `to` if
+    /// given: the index read, changed and written back under a lock, so
+    /// that two pulls at once both get their names. Whether it was there.
+    fn rename(&self, name: &str, to: Option<&Descriptor>) -> Result<bool> {
+        let lock = kernel::lock_file(&self.dir.join("index.lock"))?;
+        let mut index = self.index()?;
+        let named = |m: &&Descriptor| {
+            m.annotations().as_ref().and_then(|a| a.get(REF_NAME)).map(String::as_str) == Some(name)
+        };
+        let was_there = index.manifests().iter().any(|m| named(&m));
+        let mut manifests: Vec<Descriptor> =
+            index.manifests().iter().filter(|m| !named(m)).cloned().collect();
+        if let Some(descriptor) = to {
+            let mut descriptor = descriptor.clone();
+            descriptor.set_annotations(Some(std::collections::HashMap::from([(
+                REF_NAME.to_string(),
+                name.to_string(),
+            )])));
+            manifests.push(descriptor);
+        }
         index.set_manifests(manifests);
         let json = serde_json::to_string(&index).map_err(|e| Error::new(format!("an index: {e}")))?;
-        kernel::write_file_atomically(&file, &json)?;
+        kernel::write_file_atomically(&self.dir.join("index.json"), &json)?;
         drop(lock);
-        Ok(())
+        Ok(was_there)
+    }
+
+    // ANCHOR: collect_garbage
+    /// Removes the blobs no image of the index uses (what kubelet's image
+    /// garbage collection does, once the images it no longer needs are
+    /// untagged): every blob reachable from the index is kept, its
+    /// manifests, their configs and layers; the rest goes. Under the
+    /// index's lock, so that no pull names an image meanwhile. How many
+    /// blobs went, and how many bytes.
+    pub fn collect_garbage(&self) -> Result<(usize, u64)> {
+        let lock = kernel::lock_file(&self.dir.join("index.lock"))?;
+        let mut used = std::collections::HashSet::new();
+        let mut reach = self.index()?.manifests().clone();
+        while let Some(descriptor) = reach.pop() {
+            if !used.insert(descriptor.digest().digest().to_string()) || !self.has(&descriptor) {
+                continue;
+            }
+            if is_index(descriptor.media_type()) {
+                reach
+                    .extend(self.json::<ImageIndex>(&descriptor, "image index")?.manifests().iter().cloned());
+            } else if is_manifest(descriptor.media_type()) {
+                let manifest: ImageManifest = self.json(&descriptor, "image manifest")?;
+                used.insert(manifest.config().digest().digest().to_string());
+                used.extend(manifest.layers().iter().map(|layer| layer.digest().digest().to_string()));
+            }
+        }
+        let blobs = self.dir.join("blobs/sha256");
+        let (mut removed, mut bytes) = (0, 0);
+        for entry in
+            std::fs::read_dir(&blobs).map_err(|e| Error::new(format!("reading {}: {e}", blobs.display())))?
+        {
+            let entry = entry.map_err(|e| Error::new(format!("reading {}: {e}", blobs.display())))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // A blob being received (".HEX.partial.PID") is a pull's, not garbage.
+            if name.starts_with('.') || used.contains(&name) {
+                continue;
+            }
+            bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            kernel::unlink(&entry.path())?;
+            removed += 1;
+        }
+        drop(lock);
+        Ok((removed, bytes))
+    }
+    // ANCHOR_END: collect_garbage
+
+    fn index(&self) -> Result<ImageIndex> {
+        let file = self.dir.join("index.json");
+        let text = std::fs::read(&file)
+            .map_err(|e| Error::new(format!("{} cannot be read: {e}", file.display())))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::new(format!("{} is not a valid image index: {e}", file.display())))
     }
 
     /// Opens the layout at `dir`, checking it is one.

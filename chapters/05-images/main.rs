@@ -91,6 +91,22 @@ enum Command {
         #[arg(long)]
         store: PathBuf,
     },
+    /// Lists the images a store names.
+    Images {
+        #[arg(long)]
+        store: PathBuf,
+    },
+    /// Takes an image's name out of the store; its blobs go at the next gc.
+    Rmi {
+        name: String,
+        #[arg(long)]
+        store: PathBuf,
+    },
+    /// Removes the blobs no image of the store uses.
+    Gc {
+        #[arg(long)]
+        store: PathBuf,
+    },
     /// Lists what a root filesystem holds at each PATH (a directory, with
     /// what is in it): type and mode, owner, name.
     Tree {
@@ -152,6 +168,22 @@ fn run(command: Command) -> Result<ExitCode> {
             let reference: images::registry::Reference = reference.parse()?;
             let fetched = images::registry::pull(&reference, &store)?;
             println!("pulled {reference}: {fetched} blobs fetched, the others in the store already");
+        }
+        Command::Images { store } => {
+            for (name, manifest) in Layout::open(&store)?.names()? {
+                let digest = manifest.digest().to_string();
+                println!("{name}  {}", &digest[..digest.len().min(19)]);
+            }
+        }
+        Command::Rmi { name, store } => {
+            if !Layout::open(&store)?.untag(&name)? {
+                return Err(podlab::error::Error::new(format!("the store has no image named {name:?}")));
+            }
+            println!("untagged {name}");
+        }
+        Command::Gc { store } => {
+            let (blobs, bytes) = Layout::open(&store)?.collect_garbage()?;
+            println!("removed {blobs} blobs ({bytes} bytes) that no image uses");
         }
         Command::Tree { rootfs, paths } => {
             for path in paths {
