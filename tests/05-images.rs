@@ -911,3 +911,24 @@ fn garbage_collection_keeps_what_an_image_uses() {
     assert_eq!(layout.collect_garbage().unwrap().0, 5, "nothing names the image now");
     assert_eq!(blobs(), 0);
 }
+
+/// A zstd layer, its tar split across two frames (a stream may hold
+/// several): unpacked as a gzip or plain one would be.
+#[test]
+fn zstd_layers_unpack_frame_after_frame() {
+    if !needs_root_and_busybox("zstd_layers_unpack_frame_after_frame") {
+        return;
+    }
+    use tar::EntryType::Regular;
+    let tar = hostile_tar(&[("hello", Regular, "", b"hello\n"), ("world", Regular, "", &[7u8; 3000])]);
+    let level = ruzstd::encoding::CompressionLevel::Fastest;
+    let (first, second) = tar.split_at(1024);
+    let mut bytes = ruzstd::encoding::compress_to_vec(first, level);
+    bytes.extend(ruzstd::encoding::compress_to_vec(second, level));
+    let diff_id = format!("sha256:{}", build::sha256(&tar));
+    let layer = LayerBlob { bytes, media_type: oci_spec::image::MediaType::ImageLayerZstd, diff_id };
+    let target = Target::new("zstd");
+    assert_eq!(target.unpack(&[layer], &Limits::default()), None);
+    assert_eq!(std::fs::read_to_string(target.rootfs().join("hello")).unwrap(), "hello\n");
+    assert_eq!(std::fs::read(target.rootfs().join("world")).unwrap(), vec![7u8; 3000]);
+}

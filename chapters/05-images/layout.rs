@@ -33,6 +33,7 @@ pub struct Layout {
 pub enum Compression {
     None,
     Gzip,
+    Zstd,
 }
 
 /// One layer of an image: its blob, checked, and how it is packed.
@@ -349,6 +350,7 @@ impl Layout {
         Ok(match layer.compression {
             Compression::None => Box::new(reader),
             Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(reader)),
+            Compression::Zstd => Box::new(ZstdFrames::Between(reader)),
         })
     }
 }
@@ -395,11 +397,45 @@ fn compression(media_type: &MediaType) -> Result<Compression> {
     match media_type {
         MediaType::ImageLayer | MediaType::ImageLayerNonDistributable => Ok(Compression::None),
         MediaType::ImageLayerGzip | MediaType::ImageLayerNonDistributableGzip => Ok(Compression::Gzip),
-        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => {
-            Err(Error::new("a zstd-compressed layer: podlab reads gzip and uncompressed layers so far"))
-        }
+        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd => Ok(Compression::Zstd),
         other if other.to_string() == DOCKER_LAYER_GZIP => Ok(Compression::Gzip),
         other if other.to_string() == DOCKER_LAYER => Ok(Compression::None),
         other => Err(Error::new(format!("{other} is not a layer's media type: refusing the image"))),
+    }
+}
+
+/// A zstd stream's frames, decoded one after the other (a stream may hold
+/// several, as a gzip stream may hold several members).
+enum ZstdFrames<R: std::io::BufRead> {
+    Between(R),
+    InFrame(Box<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>),
+    Failed,
+}
+
+impl<R: std::io::BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            match std::mem::replace(self, ZstdFrames::Failed) {
+                ZstdFrames::InFrame(mut frame) => {
+                    let read = frame.read(buffer)?;
+                    if read > 0 || buffer.is_empty() {
+                        *self = ZstdFrames::InFrame(frame);
+                        return Ok(read);
+                    }
+                    // This frame is done: on to the next, if the stream has one.
+                    *self = ZstdFrames::Between(frame.into_inner());
+                }
+                ZstdFrames::Between(mut input) => {
+                    if input.fill_buf()?.is_empty() {
+                        *self = ZstdFrames::Between(input);
+                        return Ok(0);
+                    }
+                    let frame =
+                        ruzstd::decoding::StreamingDecoder::new(input).map_err(std::io::Error::other)?;
+                    *self = ZstdFrames::InFrame(Box::new(frame));
+                }
+                ZstdFrames::Failed => return Err(std::io::Error::other("the zstd stream was damaged")),
+            }
+        }
     }
 }

@@ -170,6 +170,7 @@ fn apply_checked(
 pub fn kind(layer: &layout::Layer) -> &'static str {
     match layer.compression {
         layout::Compression::Gzip => "tar+gzip",
+        layout::Compression::Zstd => "tar+zstd",
         layout::Compression::None => "tar",
     }
 }
