@@ -53,12 +53,20 @@ impl Bundle {
         assert_eq!(built.code, Some(0), "{}", built.stderr);
         let spec = run(Command::new("runc").arg("spec").current_dir(scratch.path()));
         assert_eq!(spec.code, Some(0), "{}", spec.stderr);
-        let file = scratch.path().join("config.json");
+        let bundle = Bundle { scratch };
+        bundle.edit(|config| {
+            config["process"]["terminal"] = Value::Bool(false);
+            edit(config);
+        });
+        bundle
+    }
+
+    /// Changes its config.json.
+    fn edit(&self, edit: impl FnOnce(&mut Value)) {
+        let file = self.path().join("config.json");
         let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        config["process"]["terminal"] = Value::Bool(false);
         edit(&mut config);
         std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
-        Bundle { scratch }
     }
 
     fn path(&self) -> &Path {
@@ -846,10 +854,9 @@ fn our_spec_runs_under_runc_too() {
     let again = Runtime::Ours.run(&bundle, &["spec"]);
     assert_eq!(again.code, Some(1), "spec overwrote a config.json");
     // Make it run something that ends, in both.
-    let file = bundle.path().join("config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    args_of(&["sh", "-c", "hostname; echo done"])(&mut config);
-    std::fs::write(&file, serde_json::to_string(&config).unwrap()).unwrap();
+    bundle.edit(|config| {
+        args_of(&["sh", "-c", "hostname; echo done"])(config);
+    });
     let theirs = runs_as_with_runc(&bundle, "our spec", |out| out == "podlab\ndone\n");
     assert_eq!(theirs.code, Some(0), "runc: {}", theirs.stderr);
 }
@@ -1063,10 +1070,9 @@ fn joining_a_sandbox_namespaces_as_with_runc() {
     let seen = member.path().join("hooks-saw");
     let hook = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c",
         format!("for kind in net ipc uts; do readlink /proc/self/ns/$kind; done >> {}", seen.display())]});
-    let file = member.path().join("config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    config["hooks"] = serde_json::json!({"createRuntime": [hook.clone()], "prestart": [hook]});
-    std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    member.edit(|config| {
+        config["hooks"] = serde_json::json!({"createRuntime": [hook.clone()], "prestart": [hook]});
+    });
     let own = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap().display().to_string();
     let runtimes = format!("{}\n{}\n{}\n", own("net"), own("ipc"), own("uts")).repeat(2);
     for runtime in [Runtime::Runc, Runtime::Ours] {
@@ -1425,10 +1431,9 @@ fn a_cgroup_path_stays_in_the_tree_as_with_runc() {
         });
         let outside = bundle.path().join("escape");
         let path = format!("../../../../../..{}/{id}", outside.display());
-        let file = bundle.path().join("config.json");
-        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        config["linux"]["cgroupsPath"] = path.into();
-        std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        bundle.edit(|config| {
+            config["linux"]["cgroupsPath"] = path.into();
+        });
         let outcome = runtime.run(&bundle, &["run", &id]);
         assert_eq!(outcome.code, Some(0), "{runtime:?}: {}", outcome.stderr);
         assert!(!outside.exists(), "{runtime:?} made {} outside the cgroup tree", outside.display());
@@ -1877,11 +1882,10 @@ fn a_runtime_killed_while_the_container_sets_up_leaves_no_process() {
         });
         let marker = bundle.path().join("hook-ran");
         let script = format!("touch {}; sleep 1", marker.display());
-        let file = bundle.path().join("config.json");
-        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-        let hook = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
-        config["hooks"] = serde_json::json!({"createContainer": [hook]});
-        std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+        bundle.edit(|config| {
+            let hook = serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
+            config["hooks"] = serde_json::json!({"createContainer": [hook]});
+        });
         let _groups = GroupsNamed(id.clone());
         let mut create = runtime.command(&bundle);
         create.args(["create", &id]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
@@ -2004,17 +2008,16 @@ fn the_config_after_create_changes_nothing() {
     let bundle = Bundle::new("config-kept", args_of(&["sleep", "60"]));
     let said = bundle.path().join("hooks-said");
     let hook = |script: String| serde_json::json!({"path": "/bin/sh", "args": ["sh", "-c", script]});
-    let file = bundle.path().join("config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
-    let say = |what: &str| format!("echo {what} >> {}", said.display());
-    config["hooks"] = serde_json::json!({
-        "poststart": [hook("exit 1".into()), hook(say("poststart"))],
-        "poststop": [hook("exit 1".into()), hook(say("poststop"))],
+    bundle.edit(|config| {
+        let say = |what: &str| format!("echo {what} >> {}", said.display());
+        config["hooks"] = serde_json::json!({
+            "poststart": [hook("exit 1".into()), hook(say("poststart"))],
+            "poststop": [hook("exit 1".into()), hook(say("poststop"))],
+        });
     });
-    std::fs::write(&file, serde_json::to_string_pretty(&config).unwrap()).unwrap();
     let id = unique_id();
     assert_eq!(Runtime::Ours.detached(&bundle, &["create", &id]), Some(0));
-    std::fs::write(&file, "{ this is no longer JSON").unwrap();
+    std::fs::write(bundle.path().join("config.json"), "{ this is no longer JSON").unwrap();
     let (code, warned) = Runtime::Ours.told(&bundle, &["start", &id]);
     assert_eq!(code, Some(0), "{warned}");
     assert!(warned.contains("warning: the poststart hook /bin/sh failed"), "{warned}");

@@ -75,8 +75,9 @@ impl Layout {
     /// A new file for a blob being received, under a temporary name.
     pub fn partial(&self, descriptor: &Descriptor) -> Result<(PathBuf, std::fs::File)> {
         let final_path = self.blob_path(descriptor)?;
-        let hex = descriptor.digest().digest();
-        let path = super::registry::partial_name(final_path.parent().unwrap_or(&self.dir), hex);
+        // Beside where it will go, named by its digest and our pid.
+        let name = format!(".{}.partial.{}", descriptor.digest().digest(), std::process::id());
+        let path = final_path.with_file_name(name);
         Ok((path.clone(), std::fs::File::from(kernel::create_file(&path)?)))
     }
 

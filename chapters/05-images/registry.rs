@@ -12,7 +12,7 @@
 //! the registry's token must not go with it).
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::str::FromStr;
 
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
@@ -352,8 +352,3 @@ fn fetch_blob(client: &mut Client, layout: &Layout, blob: &Descriptor) -> Result
     stored
 }
 // ANCHOR_END: fetch_blob
-
-/// The temporary name of a blob being fetched, beside where it will go.
-pub(super) fn partial_name(blobs: &Path, hex: &str) -> PathBuf {
-    blobs.join(format!(".{hex}.partial.{}", std::process::id()))
-}

@@ -296,15 +296,7 @@ impl Inside {
                 "{inside:?} was replaced while it was being made: refusing to go on"
             )));
         }
-        let through = PathBuf::from(format!("/proc/self/fd/{}", node.fd.as_raw_fd()));
-        narrate!("chmod({through:?} = {inside:?} in the root, {:#o})", mode.bits());
-        nix::sys::stat::fchmodat(
-            nix::fcntl::AT_FDCWD,
-            &through,
-            mode,
-            nix::sys::stat::FchmodatFlags::FollowSymlink,
-        )
-        .map_err(|e| failed(format!("chmod({inside:?})"), e))
+        Inside { fd: node.fd, path: inside, is_dir: false }.set_mode(mode.bits())
     }
 
     /// fchownat(2) of `name` in this directory, a link itself rather than
@@ -455,6 +447,7 @@ impl Inside {
     /// chmod(2) of this file or directory through its descriptor (a link
     /// has no mode of its own).
     pub fn set_mode(&self, mode: u32) -> Result<()> {
+        narrate!("chmod({:?} = {:?} in the root, {mode:#o})", self.through_proc(), self.path);
         nix::sys::stat::fchmodat(
             nix::fcntl::AT_FDCWD,
             &self.through_proc(),

@@ -187,22 +187,9 @@ impl Process {
         Ok(())
     }
 
-    /// Waits, at most `limit`, for the process to end (poll(2) on its
-    /// pidfd, which becomes readable then); whether it did.
+    /// Waits, at most `limit`, for the process to end; whether it did.
     pub fn wait_for_end(&self, limit: std::time::Duration) -> bool {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(0) => return false,
-                Ok(_) => return true,
-                Err(Errno::EINTR) => continue,
-                Err(_) => return false,
-            }
-        }
+        ended_within(&self.fd, limit)
     }
 }
 
@@ -242,11 +229,20 @@ fn pidfd_open_untold(pid: Pid) -> Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Whether the process a pidfd names has ended. Only looks (poll(2)).
-pub fn has_ended(process: &OwnedFd) -> bool {
+/// Whether the process a pidfd names ends within `limit` (poll(2) on the
+/// pidfd, which becomes readable then). Only looks.
+fn ended_within(process: &OwnedFd, limit: std::time::Duration) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    let mut fds = [PollFd::new(process.as_fd(), PollFlags::POLLIN)];
-    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|ready| ready > 0)
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let timeout = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(process.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Err(Errno::EINTR) => continue,
+            polled => return polled.is_ok_and(|ready| ready > 0),
+        }
+    }
 }
 
 /// prctl(PR_SET_PDEATHSIG, SIGKILL): the kernel kills this process when the
@@ -257,7 +253,7 @@ pub fn die_with_parent(parent: &OwnedFd) -> Result<()> {
     narrate!("prctl(PR_SET_PDEATHSIG, SIGKILL): until it is set up, it dies with its parent");
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
         .map_err(|e| failed("prctl(PR_SET_PDEATHSIG)".into(), e))?;
-    if has_ended(parent) {
+    if ended_within(parent, std::time::Duration::ZERO) {
         return Err(Error::new("the process that made this one is gone: giving up"));
     }
     Ok(())
@@ -552,5 +548,16 @@ pub fn set_signal_target(child: Option<Pid>) {
         PASSED_ON.store(pending, Ordering::Relaxed);
         // SAFETY: kill takes integers; the child is ours and not yet reaped.
         unsafe { nix::libc::kill(child.as_raw(), pending) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_process_has_a_start_time() {
+        assert!(start_time(unistd::getpid()).is_some());
+        assert_eq!(start_time(Pid::from_raw(-1)), None);
     }
 }
