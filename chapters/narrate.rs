@@ -14,6 +14,16 @@ static VERBOSE: AtomicBool = AtomicBool::new(false);
 static FOLDING: AtomicBool = AtomicBool::new(false);
 static DEPTH: AtomicUsize = AtomicUsize::new(1);
 
+/// Where a line goes when not straight to stderr (past progress bars).
+type Printer = Box<dyn Fn(&str) + Send + Sync>;
+static PRINTER: std::sync::RwLock<Option<Printer>> = std::sync::RwLock::new(None);
+
+/// Sends narration through `printer` (which must still end on stderr),
+/// as progress bars need, or straight to stderr again with `None`.
+pub fn set_printer(printer: Option<Printer>) {
+    *PRINTER.write().unwrap_or_else(|e| e.into_inner()) = printer;
+}
+
 /// `--quiet`: tell nothing.
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
@@ -56,7 +66,10 @@ pub fn line(call: fmt::Arguments) {
     // One write per line, so that lines from a parent and its child never
     // interleave mid-line on a shared stderr.
     let text = format!("{indent}> {call}\n");
-    let _ = std::io::stderr().write_all(text.as_bytes());
+    match &*PRINTER.read().unwrap_or_else(|e| e.into_inner()) {
+        Some(printer) => printer(&text),
+        None => drop(std::io::stderr().write_all(text.as_bytes())),
+    }
 }
 
 /// `narrate!("chroot({:?})", path)` tells one kernel-level call.

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::{needs_root_and_busybox, run, Scratch};
 use podlab::images::build::{self, LayerBlob};
+use podlab::images::registry::{Credentials, Options, Reference};
 use podlab::images::Limits;
 
 fn needs_umoci(test: &str) -> bool {
@@ -485,6 +486,8 @@ struct Registry {
 /// `GET /token?service=...&scope=repository:NAME:ACTIONS` with a JWT that
 /// grants what the scope asks, signed (RS256, openssl) by a key whose
 /// self-signed certificate the registry trusts. Its address is the realm.
+/// With `user`, only a request with that user's Basic credentials gets a
+/// token; others get 401.
 struct TokenServer {
     realm: String,
     certificate: PathBuf,
@@ -492,7 +495,7 @@ struct TokenServer {
 }
 
 impl TokenServer {
-    fn start(scratch: &Path) -> TokenServer {
+    fn start(scratch: &Path, user: Option<&str>) -> TokenServer {
         let (key, certificate) = (scratch.join("token.key"), scratch.join("token.crt"));
         let made = run(Command::new("openssl")
             .args([
@@ -518,7 +521,17 @@ impl TokenServer {
             .unwrap();
         use base64::Engine;
         let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
-        let server = Hostile::start(move |_: &str, path: &str| {
+        let wanted =
+            user.map(|user| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user)));
+        let server = Hostile::start_reading(move |_: &str, path: &str, head: &str| {
+            // Header names are case-insensitive (ureq writes them in lower case).
+            let given = head.lines().find_map(|line| {
+                let (name, value) = line.split_once(':')?;
+                name.eq_ignore_ascii_case("authorization").then(|| value.trim())
+            });
+            if wanted.is_some() && given != wanted.as_deref() {
+                return http("401 Unauthorized", &[], b"");
+            }
             let body = format!(r#"{{"token": "{}"}}"#, jwt(&key, &x5c, path));
             http("200 OK", &[("Content-Type", "application/json".to_string())], body.as_bytes())
         });
@@ -560,23 +573,43 @@ fn jwt(key: &Path, x5c: &str, path: &str) -> String {
     format!("{signed}.{}", url.encode(signature))
 }
 
+/// How a registry of the test's own wants its users to prove who they are.
+enum Auth<'a> {
+    Anonymous,
+    /// Tokens from a token server.
+    Tokens(&'a TokenServer),
+    /// Basic authentication against an htpasswd file (bcrypt, as
+    /// docker-registry requires; made with htpasswd).
+    Htpasswd(&'a str),
+}
+
 impl Registry {
-    /// With a token server: every request needs a token from it.
-    fn start_with(scratch: &Path, tokens: Option<&TokenServer>) -> Registry {
+    fn start(scratch: &Path, auth: Auth) -> Registry {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let address = format!("127.0.0.1:{port}");
         let config = scratch.join("registry.yml");
         let storage = scratch.join("registry");
+        let auth = match auth {
+            Auth::Anonymous => String::new(),
+            Auth::Tokens(tokens) => format!(
+                "auth:\n  token:\n    realm: {}\n    service: podlab-registry\n    issuer: podlab-token\n    rootcertbundle: {}\n",
+                tokens.realm,
+                tokens.certificate.display()
+            ),
+            Auth::Htpasswd(user) => {
+                let (name, password) = user.split_once(':').unwrap();
+                let made = run(Command::new("htpasswd").args(["-Bbn", name, password]));
+                assert_eq!(made.code, Some(0), "htpasswd: {}", made.stderr);
+                let file = scratch.join("htpasswd");
+                std::fs::write(&file, made.stdout).unwrap();
+                format!("auth:\n  htpasswd:\n    realm: podlab-basic\n    path: {}\n", file.display())
+            }
+        };
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n{}",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n{auth}",
                 storage.display(),
-                tokens.map_or(String::new(), |t| format!(
-                    "auth:\n  token:\n    realm: {}\n    service: podlab-registry\n    issuer: podlab-token\n    rootcertbundle: {}\n",
-                    t.realm,
-                    t.certificate.display()
-                ))
             ),
         )
         .unwrap();
@@ -598,8 +631,9 @@ impl Registry {
 }
 
 fn needs_registry(test: &str) -> bool {
-    let missing =
-        ["docker-registry", "skopeo"].into_iter().find(|tool| !Path::new("/usr/bin").join(tool).exists());
+    let missing = ["docker-registry", "skopeo", "htpasswd"]
+        .into_iter()
+        .find(|tool| !Path::new("/usr/bin").join(tool).exists());
     needs_umoci(test)
         && common::can_run(
             test,
@@ -607,46 +641,179 @@ fn needs_registry(test: &str) -> bool {
         )
 }
 
-/// skopeo pushes the demo image to a registry of the test's own; ours pulls
-/// it into a store, and unpacks it to the same tree as the image it came
-/// from. A second pull fetches nothing.
+/// skopeo pushes the demo image to a registry of the test's own; ours
+/// pulls it into a store: the same blobs as `skopeo copy` of it into an
+/// OCI layout, and unpacked, the same tree as the image it came from. A
+/// second pull fetches nothing. Anonymously, with anonymous tokens, with
+/// tokens for a user (credentials from a Docker config.json), and with
+/// Basic authentication (htpasswd; credentials as `--user` gives them).
 #[test]
 fn an_image_pushed_by_skopeo_is_pulled_by_ours() {
     if !needs_registry("an_image_pushed_by_skopeo_is_pulled_by_ours") {
         return;
     }
-    for with_tokens in [false, true] {
-        pull_from_a_registry(with_tokens);
+    for auth in ["anonymous", "tokens", "tokens for a user", "basic"] {
+        pull_from_a_registry(auth);
     }
 }
 
-/// The same, from a registry with token authentication or without.
-fn pull_from_a_registry(with_tokens: bool) {
-    let scratch = Scratch::new("pull");
-    let tokens = with_tokens.then(|| TokenServer::start(scratch.path()));
-    let registry = Registry::start_with(scratch.path(), tokens.as_ref());
-    let layout = push_the_demo_image(scratch.path(), &registry.address);
-    let name = format!("{}/podlab/demo:1", registry.address);
-    let store = scratch.path().join("store");
-    let reference: podlab::images::registry::Reference = name.parse().unwrap();
-    let fetched = podlab::images::registry::pull(&reference, &store).unwrap();
-    assert_eq!(fetched, 4, "a config and three layers (tokens: {with_tokens})");
-    assert_eq!(
-        podlab::images::registry::pull(&reference, &store).unwrap(),
-        0,
-        "the second pull fetches nothing"
-    );
+const USER: &str = "ann:s3cret";
 
+/// The same, from a registry that authenticates as `auth` says.
+fn pull_from_a_registry(auth: &str) {
+    let scratch = Scratch::new("pull");
+    let tokens = auth
+        .starts_with("tokens")
+        .then(|| TokenServer::start(scratch.path(), (auth == "tokens for a user").then_some(USER)));
+    let registry = Registry::start(
+        scratch.path(),
+        match (&tokens, auth) {
+            (Some(tokens), _) => Auth::Tokens(tokens),
+            (None, "basic") => Auth::Htpasswd(USER),
+            _ => Auth::Anonymous,
+        },
+    );
+    let with_user = auth == "tokens for a user" || auth == "basic";
+    let layout = push_the_demo_image(scratch.path(), &registry.address, with_user.then_some(USER));
+    let reference: Reference = format!("{}/podlab/demo:1", registry.address).parse().unwrap();
+    let store = scratch.path().join("store");
+    let mut options = Options::default();
+    if with_user {
+        // Without the user's credentials, or with a wrong password: refused
+        // in a sentence that says what to give.
+        let said = podlab::images::registry::pull(&reference, &store, &options).unwrap_err().to_string();
+        assert!(said.contains("user name and password"), "{auth}: {said}");
+        options.credentials = Some(Credentials::parse("ann:wrong").unwrap());
+        let said = podlab::images::registry::pull(&reference, &store, &options).unwrap_err().to_string();
+        assert!(said.contains("are the user name and password right?"), "{auth}: {said}");
+        options.credentials = Some(if auth == "basic" {
+            Credentials::parse(USER).unwrap()
+        } else {
+            let config = scratch.path().join("docker-config.json");
+            use base64::Engine;
+            let encoded = base64::engine::general_purpose::STANDARD.encode(USER);
+            std::fs::write(
+                &config,
+                format!(r#"{{"auths": {{"{}": {{"auth": "{encoded}"}}}}}}"#, registry.address),
+            )
+            .unwrap();
+            Credentials::from_docker_config(&config, &registry.address).unwrap().unwrap()
+        });
+    }
+    let fetched = podlab::images::registry::pull(&reference, &store, &options).unwrap();
+    assert_eq!(fetched, 4, "a config and three layers ({auth})");
+    assert_eq!(
+        podlab::images::registry::pull(&reference, &store, &options).unwrap(),
+        0,
+        "the second pull fetches nothing ({auth})"
+    );
     pulled_as_built(scratch.path(), &store, &reference, &layout);
+    let copied = skopeo_copy(scratch.path(), &reference, with_user.then_some(USER));
+    assert_eq!(blobs_of(&store), blobs_of(&copied), "our store (left), skopeo's copy (right): {auth}");
 
     // Names that are not there, and registries elsewhere, in a sentence.
-    let missing: podlab::images::registry::Reference =
-        format!("{}/podlab/missing:1", registry.address).parse().unwrap();
-    let said = podlab::images::registry::pull(&missing, &store).unwrap_err().to_string();
-    assert!(said.contains("not found (404)"), "{said}");
-    let far: podlab::images::registry::Reference = "docker.io/library/busybox:latest".parse().unwrap();
-    let said = podlab::images::registry::pull(&far, &store).unwrap_err().to_string();
+    let missing: Reference = format!("{}/podlab/missing:1", registry.address).parse().unwrap();
+    let said = podlab::images::registry::pull(&missing, &store, &options).unwrap_err().to_string();
+    assert!(said.contains("answered 404") && said.contains("is the name or tag right?"), "{said}");
+    let far: Reference = "docker.io/library/busybox:latest".parse().unwrap();
+    let said = podlab::images::registry::pull(&far, &store, &options).unwrap_err().to_string();
     assert!(said.contains("speaks plain HTTP only"), "{said}");
+}
+
+/// `skopeo copy` of an image from a registry into a new OCI layout.
+fn skopeo_copy(scratch: &Path, reference: &Reference, user: Option<&str>) -> PathBuf {
+    std::fs::create_dir_all(scratch).unwrap();
+    let copy = scratch.join("skopeo-copy");
+    let mut skopeo = Command::new("skopeo");
+    // As it is: skopeo would otherwise gzip an uncompressed layer.
+    skopeo.arg("--policy").arg(policy(scratch)).args([
+        "copy",
+        "--src-tls-verify=false",
+        "--preserve-digests",
+        "--dest-oci-accept-uncompressed-layers",
+    ]);
+    if let Some(user) = user {
+        skopeo.arg(format!("--src-creds={user}"));
+    }
+    let copied = run(skopeo.arg(format!("docker://{reference}")).arg(format!("oci:{}:copy", copy.display())));
+    assert_eq!(copied.code, Some(0), "skopeo: {}", copied.stderr);
+    copy
+}
+
+/// The blobs of a layout, by name (their digests).
+fn blobs_of(layout: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Ours pushes the demo image to a registry whose tokens are for a user:
+/// every blob uploaded; a second push finds them all there; a push to
+/// another repository mounts them from the first (no bytes sent). skopeo
+/// copies what ours pushed into a layout: the very blobs of our store.
+#[test]
+fn an_image_pushed_by_ours_is_pulled_by_skopeo() {
+    if !needs_registry("an_image_pushed_by_ours_is_pulled_by_skopeo") {
+        return;
+    }
+    use podlab::images::registry::{push, Pushed};
+    let scratch = Scratch::new("push");
+    let tokens = TokenServer::start(scratch.path(), Some(USER));
+    let registry = Registry::start(scratch.path(), Auth::Tokens(&tokens));
+    let store = scratch.path().join("store");
+    build::demo_image(&store).unwrap();
+    let first: Reference = format!("{}/podlab/demo:1", registry.address).parse().unwrap();
+    let said = push(&store, build::TAG, &first, &Options::default()).unwrap_err().to_string();
+    assert!(said.contains("user name and password"), "{said}");
+    let options = Options { credentials: Some(Credentials::parse(USER).unwrap()), ..Options::default() };
+    let pushed = push(&store, build::TAG, &first, &options).unwrap();
+    assert_eq!(pushed, Pushed { uploaded: 4, mounted: 0, present: 0 }, "a config and three layers");
+    assert_eq!(
+        push(&store, build::TAG, &first, &options).unwrap(),
+        Pushed { uploaded: 0, mounted: 0, present: 4 }
+    );
+    let second: Reference = format!("{}/other/demo:2", registry.address).parse().unwrap();
+    let pushed = push(&store, &first.to_string(), &second, &options).unwrap();
+    assert_eq!(pushed, Pushed { uploaded: 0, mounted: 4, present: 0 }, "mounted from podlab/demo");
+    for reference in [&first, &second] {
+        let copied =
+            skopeo_copy(&scratch.path().join(reference.repository.replace('/', "-")), reference, Some(USER));
+        assert_eq!(
+            blobs_of(&store),
+            blobs_of(&copied),
+            "our store (left), skopeo's copy of {reference} (right)"
+        );
+    }
+    let gone: Reference = format!("{}/podlab/demo:1", registry.address).parse().unwrap();
+    let said = push(&store, "no-such-image", &gone, &options).unwrap_err().to_string();
+    assert!(said.contains("no image named"), "{said}");
+}
+
+/// Two pulls of one image into one store at once: both succeed, each blob
+/// is stored once, and nothing half-received is left.
+#[test]
+fn two_pulls_at_once_store_each_blob_once() {
+    if !needs_registry("two_pulls_at_once_store_each_blob_once") {
+        return;
+    }
+    let scratch = Scratch::new("pulls-at-once");
+    let registry = Registry::start(scratch.path(), Auth::Anonymous);
+    push_the_demo_image(scratch.path(), &registry.address, None);
+    let reference: Reference = format!("{}/podlab/demo:1", registry.address).parse().unwrap();
+    let store = scratch.path().join("store");
+    let fetched: Vec<usize> = std::thread::scope(|scope| {
+        let pulls: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| podlab::images::registry::pull(&reference, &store, &Options::default())))
+            .collect();
+        pulls.into_iter().map(|pull| pull.join().unwrap().unwrap()).collect()
+    });
+    assert!(fetched.iter().all(|n| *n <= 4), "{fetched:?}");
+    assert_eq!(blobs_of(&store).len(), 5, "a manifest, a config, three layers: {:?}", blobs_of(&store));
+    let names = podlab::images::Layout::open(&store).unwrap().names().unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
 }
 
 /// A hostile registry: a server of the test's own that answers each
@@ -659,6 +826,11 @@ struct Hostile {
 
 impl Hostile {
     fn start(answer: impl Fn(&str, &str) -> Vec<u8> + Send + 'static) -> Hostile {
+        Hostile::start_reading(move |me: &str, path: &str, _: &str| answer(me, path))
+    }
+
+    /// As `start`, and `answer` reads the request's head too (its headers).
+    fn start_reading(answer: impl Fn(&str, &str, &str) -> Vec<u8> + Send + 'static) -> Hostile {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -672,10 +844,10 @@ impl Hostile {
                 let Ok(mut stream) = stream else { continue };
                 let mut request = [0u8; 8192];
                 let read = std::io::Read::read(&mut stream, &mut request).unwrap_or(0);
-                let line =
-                    String::from_utf8_lossy(&request[..read]).lines().next().unwrap_or_default().to_string();
+                let head = String::from_utf8_lossy(&request[..read]).to_string();
+                let line = head.lines().next().unwrap_or_default();
                 let path = line.split(' ').nth(1).unwrap_or_default().to_string();
-                let _ = std::io::Write::write_all(&mut stream, &answer(&me, &path));
+                let _ = std::io::Write::write_all(&mut stream, &answer(&me, &path, &head));
             }
         });
         Hostile { address, stop }
@@ -744,7 +916,7 @@ fn hostile_registries_are_refused_and_store_nothing() {
             Box::new(|_: &str, _: &str| {
                 http("401 Unauthorized", &[("WWW-Authenticate", r#"Bearer service="x""#.to_string())], b"")
             }),
-            "has no realm",
+            "no realm",
         ),
         (
             "a token server that fails",
@@ -795,9 +967,10 @@ fn hostile_registries_are_refused_and_store_nothing() {
         let scratch = Scratch::new("hostile-registry");
         let registry = Hostile::start(answer);
         let store = scratch.path().join("store");
-        let reference: podlab::images::registry::Reference =
-            format!("{}/podlab/x:1", registry.address).parse().unwrap();
-        let said = podlab::images::registry::pull(&reference, &store).expect_err(case).to_string();
+        let reference: Reference = format!("{}/podlab/x:1", registry.address).parse().unwrap();
+        let said = podlab::images::registry::pull(&reference, &store, &Options::default())
+            .expect_err(case)
+            .to_string();
         assert!(said.contains(phrase), "{case}: {said}");
         let blobs = store.join("blobs/sha256");
         let kept: Vec<String> = std::fs::read_dir(&blobs)
@@ -813,9 +986,10 @@ fn hostile_registries_are_refused_and_store_nothing() {
     let scratch = Scratch::new("hostile-registry");
     let registry = Hostile::start(serve(manifest.clone(), config.clone(), http("200 OK", &[], &layer)));
     let wanted = format!("{}/podlab/x@sha256:{}", registry.address, "1".repeat(64));
-    let reference: podlab::images::registry::Reference = wanted.parse().unwrap();
-    let said =
-        podlab::images::registry::pull(&reference, &scratch.path().join("store")).unwrap_err().to_string();
+    let reference: Reference = wanted.parse().unwrap();
+    let said = podlab::images::registry::pull(&reference, &scratch.path().join("store"), &Options::default())
+        .unwrap_err()
+        .to_string();
     assert!(said.contains("with other bytes"), "{said}");
 }
 
@@ -829,8 +1003,8 @@ fn blobs_served_by_redirect_are_followed() {
         return;
     }
     let scratch = Scratch::new("redirects");
-    let registry = Registry::start_with(scratch.path(), None);
-    let layout = push_the_demo_image(scratch.path(), &registry.address);
+    let registry = Registry::start(scratch.path(), Auth::Anonymous);
+    let layout = push_the_demo_image(scratch.path(), &registry.address, None);
     // The blob server reads the registry's own storage (blobs by digest).
     let storage = scratch.path().join("registry/docker/registry/v2/blobs/sha256");
     let blobs = Hostile::start(move |_: &str, path: &str| {
@@ -846,36 +1020,42 @@ fn blobs_served_by_redirect_are_followed() {
         http("307 Temporary Redirect", &[("Location", format!("http://{to}{path}"))], b"")
     });
     let store = scratch.path().join("store");
-    let reference: podlab::images::registry::Reference =
-        format!("{}/podlab/demo:1", hop.address).parse().unwrap();
-    assert_eq!(podlab::images::registry::pull(&reference, &store).unwrap(), 4, "a config and three layers");
+    let reference: Reference = format!("{}/podlab/demo:1", hop.address).parse().unwrap();
+    assert_eq!(
+        podlab::images::registry::pull(&reference, &store, &Options::default()).unwrap(),
+        4,
+        "a config and three layers"
+    );
     pulled_as_built(scratch.path(), &store, &reference, &layout);
 }
 
 /// Builds the demo image in `scratch` and has skopeo push it to the
-/// registry at `address` as podlab/demo:1; the image's layout.
-fn push_the_demo_image(scratch: &Path, address: &str) -> PathBuf {
+/// registry at `address` as podlab/demo:1 (as `user`, if given); the
+/// image's layout.
+fn push_the_demo_image(scratch: &Path, address: &str, user: Option<&str>) -> PathBuf {
     let layout = scratch.join("layout");
     build::demo_image(&layout).unwrap();
-    let policy = scratch.join("policy.json");
-    std::fs::write(&policy, r#"{"default": [{"type": "insecureAcceptAnything"}]}"#).unwrap();
-    let pushed = run(Command::new("skopeo")
-        .arg("--policy")
-        .arg(&policy)
-        .args(["copy", "--dest-tls-verify=false"])
+    let mut skopeo = Command::new("skopeo");
+    skopeo.arg("--policy").arg(policy(scratch)).args(["copy", "--dest-tls-verify=false"]);
+    if let Some(user) = user {
+        skopeo.arg(format!("--dest-creds={user}"));
+    }
+    let pushed = run(skopeo
         .arg(format!("oci:{}:{}", layout.display(), build::TAG))
         .arg(format!("docker://{address}/podlab/demo:1")));
     assert_eq!(pushed.code, Some(0), "skopeo: {}", pushed.stderr);
     layout
 }
 
+/// A policy that lets skopeo copy anything (its default wants signatures).
+fn policy(scratch: &Path) -> PathBuf {
+    let policy = scratch.join("policy.json");
+    std::fs::write(&policy, r#"{"default": [{"type": "insecureAcceptAnything"}]}"#).unwrap();
+    policy
+}
+
 /// The pulled image, unpacked from the store, has the tree of the one built.
-fn pulled_as_built(
-    scratch: &Path,
-    store: &Path,
-    reference: &podlab::images::registry::Reference,
-    layout: &Path,
-) {
+fn pulled_as_built(scratch: &Path, store: &Path, reference: &Reference, layout: &Path) {
     let (pulled, original) = (scratch.join("pulled"), scratch.join("original"));
     std::fs::create_dir(&pulled).unwrap();
     std::fs::create_dir(&original).unwrap();

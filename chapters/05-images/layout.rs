@@ -44,6 +44,8 @@ pub struct Layer {
 
 /// An image read off a layout: its manifest, config and layers in order.
 pub struct Image {
+    /// The manifest's own descriptor (its media type, digest and size).
+    pub descriptor: Descriptor,
     pub manifest: ImageManifest,
     pub config: ImageConfiguration,
     pub layers: Vec<Layer>,
@@ -57,8 +59,15 @@ impl Layout {
     pub fn create(dir: &Path) -> Result<Layout> {
         if !dir.join("oci-layout").exists() {
             kernel::mkdir_all(&dir.join("blobs/sha256"))?;
-            kernel::write_file_atomically(&dir.join("index.json"), r#"{"schemaVersion":2,"manifests":[]}"#)?;
-            kernel::write_file_atomically(&dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            // Under the index's lock: two pulls may make the store at once.
+            let _lock = kernel::lock_file(&dir.join("index.lock"))?;
+            if !dir.join("oci-layout").exists() {
+                kernel::write_file_atomically(
+                    &dir.join("index.json"),
+                    r#"{"schemaVersion":2,"manifests":[]}"#,
+                )?;
+                kernel::write_file_atomically(&dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            }
         }
         Layout::open(dir)
     }
@@ -75,8 +84,11 @@ impl Layout {
     /// A new file for a blob being received, under a temporary name.
     pub fn partial(&self, descriptor: &Descriptor) -> Result<(PathBuf, std::fs::File)> {
         let final_path = self.blob_path(descriptor)?;
-        // Beside where it will go, named by its digest and our pid.
-        let name = format!(".{}.partial.{}", descriptor.digest().digest(), std::process::id());
+        // Beside where it will go, named by its digest, our pid and a count
+        // (two pulls in one process may receive the same blob at once).
+        static RECEIVING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let count = RECEIVING.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!(".{}.partial.{}.{count}", descriptor.digest().digest(), std::process::id());
         let path = final_path.with_file_name(name);
         Ok((path.clone(), std::fs::File::from(kernel::create_file(&path)?)))
     }
@@ -185,8 +197,12 @@ impl Layout {
         {
             let entry = entry.map_err(|e| Error::new(format!("reading {}: {e}", blobs.display())))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            // A blob being received (".HEX.partial.PID") is a pull's, not garbage.
-            if name.starts_with('.') || used.contains(&name) {
+            // A blob being received (".HEX.partial.PID.N") is a pull's, not
+            // garbage, while that pull runs.
+            let receiver = name.strip_prefix('.').and_then(|n| n.split('.').nth(2)?.parse::<i32>().ok());
+            let receiving =
+                receiver.is_some_and(|pid| kernel::start_time(nix::unistd::Pid::from_raw(pid)).is_some());
+            if receiving || used.contains(&name) {
                 continue;
             }
             bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -338,7 +354,13 @@ impl Layout {
                 config.rootfs().diff_ids().len()
             )));
         }
-        Ok(Image { manifest, config, layers })
+        Ok(Image { descriptor, manifest, config, layers })
+    }
+
+    /// A blob's bytes, once they are checked (a manifest to push).
+    pub fn read(&self, descriptor: &Descriptor) -> Result<Vec<u8>> {
+        let path = self.verify(descriptor)?;
+        std::fs::read(&path).map_err(|e| Error::new(format!("reading {}: {e}", path.display())))
     }
 
     /// A layer's bytes, unpacked as its media type says, once its blob is

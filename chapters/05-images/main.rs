@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use podlab::error::{finish, Result};
+use podlab::images::registry::{self, Credentials, Options, Reference, Show};
 use podlab::images::{self, build, snapshots::Store, Layout, Limits};
 use podlab::{kernel, narrate};
 
@@ -24,7 +25,8 @@ use podlab::{kernel, narrate};
         cargo run --example 05-images -- tree /tmp/rootfs etc srv\n  \
         cargo run --example 05-images -- snapshot /tmp/image --store /tmp/store   # twice: the second unpacks nothing\n  \
         cargo run --example 05-images -- run /tmp/image --store /tmp/store -- cat /etc/hostname\n  \
-        cargo run --example 05-images -- pull 127.0.0.1:5000/podlab/demo:1 --store /tmp/pulled\n\n\
+        cargo run --example 05-images -- pull 127.0.0.1:5000/podlab/demo:1 --store /tmp/pulled\n  \
+        cargo run --example 05-images -- push 127.0.0.1:5000/podlab/demo:1 127.0.0.1:5000/mine/demo:2 --store /tmp/pulled\n\n\
         Compare with umoci: umoci raw unpack --image /tmp/image:demo /tmp/umoci-rootfs"
 )]
 struct Args {
@@ -90,6 +92,22 @@ enum Command {
         /// The store (made if missing).
         #[arg(long)]
         store: PathBuf,
+        #[command(flatten)]
+        login: Login,
+    },
+    /// Pushes an image of a store to a registry on this machine: each blob
+    /// the registry lacks is mounted from another of its repositories or
+    /// uploaded, then the manifest is put. The store then names the image
+    /// TARGET too.
+    Push {
+        /// The image's name in the store (see `images`).
+        source: String,
+        /// `REGISTRY/NAME[:TAG]` to push it as.
+        target: String,
+        #[arg(long)]
+        store: PathBuf,
+        #[command(flatten)]
+        login: Login,
     },
     /// Lists the images a store names.
     Images {
@@ -114,6 +132,36 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+}
+
+/// Who you are, for a registry that asks for a user name and password.
+#[derive(clap::Args)]
+struct Login {
+    /// The user name and password, as USER:PASSWORD.
+    #[arg(long)]
+    user: Option<String>,
+    /// A Docker-style config.json to find them in, under `auths` (by
+    /// default $DOCKER_CONFIG/config.json, or ~/.docker/config.json).
+    #[arg(long)]
+    authfile: Option<PathBuf>,
+}
+
+impl Login {
+    /// The options of a pull or push from `registry`: credentials from
+    /// --user, else from the config.json, and progress as the terminal allows.
+    fn options(&self, registry: &str) -> Result<Options> {
+        let credentials = match (&self.user, &self.authfile) {
+            (Some(user), _) => Some(Credentials::parse(user)?),
+            (None, Some(file)) if !file.exists() => {
+                return Err(podlab::error::Error::new(format!("--authfile {}: no such file", file.display())))
+            }
+            (None, file) => match file.clone().or_else(Credentials::docker_config_file) {
+                Some(file) => Credentials::from_docker_config(&file, registry)?,
+                None => None,
+            },
+        };
+        Ok(Options { credentials, show: Show::as_the_terminal_allows() })
+    }
 }
 
 fn main() -> ExitCode {
@@ -164,10 +212,18 @@ fn run(command: Command) -> Result<ExitCode> {
             kernel::require_root("running a container needs root")?;
             return Ok(images::bundle::run(&image, &store, &command)?.exit_code());
         }
-        Command::Pull { reference, store } => {
-            let reference: images::registry::Reference = reference.parse()?;
-            let fetched = images::registry::pull(&reference, &store)?;
+        Command::Pull { reference, store, login } => {
+            let reference: Reference = reference.parse()?;
+            let fetched = registry::pull(&reference, &store, &login.options(&reference.registry)?)?;
             println!("pulled {reference}: {fetched} blobs fetched, the others in the store already");
+        }
+        Command::Push { source, target, store, login } => {
+            let target: Reference = target.parse()?;
+            let pushed = registry::push(&store, &source, &target, &login.options(&target.registry)?)?;
+            println!(
+                "pushed {target}: {} blobs uploaded, {} mounted from another repository, {} there already",
+                pushed.uploaded, pushed.mounted, pushed.present
+            );
         }
         Command::Images { store } => {
             for (name, manifest) in Layout::open(&store)?.names()? {
