@@ -90,6 +90,117 @@ fn the_demo_image_unpacks_as_umoci_unpacks_it() {
     assert_eq!(ours_tree[Path::new("tmp")], "dir, mode 1777, owner 0:0");
 }
 
+/// buildah, with its storage in the test's scratch directory (vfs: no
+/// mounts), so that nothing of it is left on the machine.
+fn buildah(scratch: &Path) -> Command {
+    let mut buildah = Command::new("buildah");
+    buildah
+        .arg("--root")
+        .arg(scratch.join("buildah/storage"))
+        .arg("--runroot")
+        .arg(scratch.join("buildah/run"))
+        .args(["--storage-driver", "vfs"]);
+    buildah
+}
+
+fn succeeds(command: &mut Command) -> String {
+    let outcome = run(command);
+    assert_eq!(outcome.code, Some(0), "{command:?}: {}", outcome.stderr);
+    outcome.stdout.trim().to_string()
+}
+
+/// An image we did not make: buildah builds it from scratch (busybox
+/// setuid, a symlink, files), then on it, with `buildah run`, deletes a
+/// file and a directory and makes another (whiteouts as containers/storage
+/// writes them, beside the mount points buildah leaves), and commits it as
+/// an OCI layout. Ours and umoci unpack it to the same tree. skopeo then
+/// converts it to Docker's format (v2s2, layers gzipped) in a registry;
+/// ours pulls that and unpacks it to the same tree again.
+#[test]
+fn an_image_built_by_buildah_and_converted_by_skopeo_unpacks_as_with_umoci() {
+    let test = "an_image_built_by_buildah_and_converted_by_skopeo_unpacks_as_with_umoci";
+    if !needs_registry(test)
+        || !common::can_run(
+            test,
+            (!Path::new("/usr/bin/buildah").exists())
+                .then(|| "buildah is not installed (scripts/setup --tests installs it)".to_string()),
+        )
+    {
+        return;
+    }
+    let scratch = Scratch::new("buildah");
+    let context = scratch.path().join("context");
+    for dir in ["bin", "etc", "srv/old"] {
+        std::fs::create_dir_all(context.join(dir)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", context.join("bin/busybox")).unwrap();
+    std::fs::set_permissions(context.join("bin/busybox"), std::fs::Permissions::from_mode(0o4755)).unwrap();
+    std::os::unix::fs::symlink("busybox", context.join("bin/sh")).unwrap();
+    std::fs::write(context.join("etc/motd"), "hello\n").unwrap();
+    std::fs::write(context.join("srv/old/file"), "old\n").unwrap();
+    let layout = scratch.path().join("layout");
+    let image = |tag: &str| format!("oci:{}:{tag}", layout.display());
+    let first = succeeds(buildah(scratch.path()).args(["from", "scratch"]));
+    succeeds(buildah(scratch.path()).args(["copy", &first]).arg(&context).arg("/"));
+    succeeds(buildah(scratch.path()).args(["config", "--cmd", "/bin/sh", "--env", "PATH=/bin", &first]));
+    succeeds(buildah(scratch.path()).args(["commit", "-q", "--format", "oci", &first, &image("one")]));
+    let second = succeeds(buildah(scratch.path()).args(["from", "-q", &image("one")]));
+    let change = "rm /etc/motd; rm -r /srv/old; mkdir /srv/new; echo new > /srv/new/file";
+    succeeds(buildah(scratch.path()).args([
+        "run",
+        "--isolation",
+        "chroot",
+        &second,
+        "--",
+        "/bin/sh",
+        "-c",
+        change,
+    ]));
+    succeeds(buildah(scratch.path()).args(["commit", "-q", "--format", "oci", &second, &image("two")]));
+
+    let theirs = scratch.path().join("umoci-rootfs");
+    succeeds(
+        Command::new("umoci")
+            .args(["raw", "unpack", "--image"])
+            .arg(format!("{}:two", layout.display()))
+            .arg(&theirs),
+    );
+    let ours = scratch.path().join("our-rootfs");
+    std::fs::create_dir(&ours).unwrap();
+    let applied = podlab::images::unpack_named(&layout, Some("two"), &ours, &Limits::default()).unwrap();
+    assert_eq!(applied.iter().map(|a| a.whiteouts).sum::<usize>(), 2, "buildah's two whiteouts");
+    let ours_tree = tree(&ours);
+    assert_eq!(ours_tree, tree(&theirs), "ours (left) and umoci's (right)");
+    assert!(!ours.join("etc/motd").exists() && !ours.join("srv/old").exists(), "{ours_tree:?}");
+    assert_eq!(std::fs::read_to_string(ours.join("srv/new/file")).unwrap(), "new\n");
+    assert!(ours_tree[Path::new("bin/busybox")].contains("mode 4755"), "{ours_tree:?}");
+
+    // In Docker's format, through a registry.
+    let registry = Registry::start(scratch.path(), Auth::Anonymous);
+    let reference: Reference = format!("{}/buildah/two:1", registry.address).parse().unwrap();
+    succeeds(Command::new("skopeo").arg("--policy").arg(policy(scratch.path())).args([
+        "copy",
+        "--dest-tls-verify=false",
+        "--format",
+        "v2s2",
+        &image("two"),
+        &format!("docker://{reference}"),
+    ]));
+    let store = scratch.path().join("store");
+    assert_eq!(podlab::images::registry::pull(&reference, &store, &Options::default()).unwrap(), 3);
+    let pulled =
+        podlab::images::Layout::open(&store).unwrap().image_named(Some(&reference.to_string())).unwrap();
+    assert_eq!(
+        pulled.descriptor.media_type().to_string(),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    assert!(pulled.layers.iter().all(|l| l.descriptor.media_type().to_string().ends_with("tar.gzip")));
+    let docker = scratch.path().join("docker-rootfs");
+    std::fs::create_dir(&docker).unwrap();
+    podlab::images::unpack_named(&store, Some(&reference.to_string()), &docker, &Limits::default()).unwrap();
+    assert_eq!(tree(&docker), ours_tree, "from Docker's format (left), from OCI's (right)");
+}
+
 /// A raw tar entry, its name written as is (the tar crate refuses to write
 /// ".." itself, as an honest writer would).
 fn raw_entry(tar: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
