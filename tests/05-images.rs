@@ -351,6 +351,69 @@ fn hostile_layers_are_refused_and_nothing_lands_outside() {
     }
 }
 
+/// A device node in an image (here /dev/mem's numbers, 1:1, mode 0666):
+/// made as the image says, as umoci and docker make it, since an image may
+/// rightly carry device files. What keeps a container from using it is not
+/// the file but the runtime's device rules (level 4's devices cgroup): run,
+/// the container is refused when it opens it.
+#[test]
+fn a_device_node_in_an_image_is_made_and_the_container_cannot_open_it() {
+    if !needs_umoci("a_device_node_in_an_image_is_made_and_the_container_cannot_open_it") {
+        return;
+    }
+    let scratch = Scratch::new("device-node");
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add =
+        |name: &str, kind: tar::EntryType, mode: u32, link: &str, data: &[u8], device: (u32, u32)| {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(kind);
+            header.set_mode(mode);
+            header.set_size(data.len() as u64);
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(1_700_000_000);
+            header.set_device_major(device.0).unwrap();
+            header.set_device_minor(device.1).unwrap();
+            if !link.is_empty() {
+                header.set_link_name(link).unwrap();
+            }
+            tar.append_data(&mut header, name, data).unwrap();
+        };
+    use tar::EntryType::{Char, Directory, Regular, Symlink};
+    add("bin", Directory, 0o755, "", b"", (0, 0));
+    add("bin/busybox", Regular, 0o755, "", &std::fs::read("/bin/busybox").unwrap(), (0, 0));
+    add("bin/sh", Symlink, 0o777, "busybox", b"", (0, 0));
+    add("mem", Char, 0o666, "", b"", (1, 1));
+    let layer = LayerBlob::of_tar(tar.into_inner().unwrap(), true).unwrap();
+    let layout = scratch.path().join("layout");
+    build::write_layout(&layout, &[layer]).unwrap();
+
+    let (ours, theirs) = (scratch.path().join("ours"), scratch.path().join("umoci"));
+    std::fs::create_dir(&ours).unwrap();
+    podlab::images::unpack(&layout, &ours, &Limits::default()).unwrap();
+    succeeds(
+        Command::new("umoci")
+            .args(["raw", "unpack", "--image"])
+            .arg(format!("{}:{}", layout.display(), build::TAG))
+            .arg(&theirs),
+    );
+    assert_eq!(tree(&ours), tree(&theirs), "ours (left), umoci's (right)");
+    let made = std::fs::symlink_metadata(ours.join("mem")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(&made.file_type()));
+    assert_eq!(made.rdev(), nix::sys::stat::makedev(1, 1));
+
+    let store = scratch.path().join("store");
+    let ran = run(Command::new(common::example("05-images"))
+        .args(["--quiet", "run"])
+        .arg(&layout)
+        .arg("--store")
+        .arg(&store)
+        .args(["--", "sh", "-c", "ls -l /mem; head -c 1 /mem; echo exit=$?"]));
+    let said = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(said.contains("crw-rw-rw-") && said.contains("1,   1"), "the node is there: {said}");
+    assert!(said.contains("Operation not permitted") && said.contains("exit=1"), "{said}");
+}
+
 /// Layouts and blobs that are wrong or hostile: each refused in a sentence
 /// before any of it is used.
 #[test]
@@ -441,6 +504,44 @@ fn bad_layouts_and_blobs_are_refused() {
     assert!(bomb.bytes.len() < 1 << 20, "the bomb is small packed");
     let said = target.unpack(&[bomb], &Limits { bytes: 1 << 20, entries: 100 }).expect("refused");
     assert!(said.contains("decompression bomb"), "{said}");
+
+    // The same bomb in zstd.
+    let target = Target::new("zstd-bomb");
+    let tar = hostile_tar(&[("zeros", Regular, "", &zeros)]);
+    let bytes = ruzstd::encoding::compress_to_vec(&tar[..], ruzstd::encoding::CompressionLevel::Fastest);
+    assert!(bytes.len() < 1 << 20, "the bomb is small packed");
+    let diff_id = format!("sha256:{}", build::sha256(&tar));
+    let bomb = LayerBlob { bytes, media_type: oci_spec::image::MediaType::ImageLayerZstd, diff_id };
+    let said = target.unpack(&[bomb], &Limits { bytes: 1 << 20, entries: 100 }).expect("refused");
+    assert!(said.contains("decompression bomb"), "{said}");
+
+    // A gzip stream cut short, though its blob is what its digest says
+    // (the image was made so): the end of the stream is missing.
+    let target = Target::new("truncated-gzip");
+    let mut cut = tar_layer(&[("hello", Regular, "", &[7u8; 4000])]);
+    cut.bytes.truncate(cut.bytes.len() / 2);
+    let said = target.unpack(&[cut], &Limits::default()).expect("refused");
+    assert!(said.contains("damaged"), "{said}");
+
+    // A config of 0 bytes, rightly named by the digest of nothing.
+    let target = Target::new("empty-config");
+    build::write_layout(&target.layout(), &[plain()]).unwrap();
+    let index_file = target.layout().join("index.json");
+    let mut index: serde_json::Value = serde_json::from_slice(&std::fs::read(&index_file).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(target.layout().join("blobs/sha256").join(digest)).unwrap())
+            .unwrap();
+    let empty = build::put_blob(&target.layout(), b"", oci_spec::image::MediaType::ImageConfig).unwrap();
+    manifest["config"]["digest"] = empty.digest().to_string().into();
+    manifest["config"]["size"] = 0.into();
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let put = build::put_blob(&target.layout(), &bytes, oci_spec::image::MediaType::ImageManifest).unwrap();
+    index["manifests"][0]["digest"] = put.digest().to_string().into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(&index_file, index.to_string()).unwrap();
+    let said = target.unpack_as_it_is(&Limits::default()).expect("refused");
+    assert!(said.contains("image config") && said.contains("is not valid JSON"), "{said}");
 
     // Too many entries.
     let target = Target::new("entries");
