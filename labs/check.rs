@@ -26,6 +26,8 @@ mod hints;
 mod cgroups_mistakes;
 #[path = "01-chroot/mistakes.rs"]
 mod chroot_mistakes;
+#[path = "05-images/mistakes.rs"]
+mod images_mistakes;
 #[path = "02-namespaces/mistakes.rs"]
 mod namespaces_mistakes;
 #[path = "04-runtime/mistakes.rs"]
@@ -401,6 +403,7 @@ fn table(level: u8) -> &'static [Mistake] {
         2 => namespaces_mistakes::MISTAKES,
         3 => cgroups_mistakes::MISTAKES,
         4 => runtime_mistakes::MISTAKES,
+        5 => images_mistakes::MISTAKES,
         _ => &[],
     }
 }

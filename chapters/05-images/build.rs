@@ -73,11 +73,13 @@ pub fn demo_image(dir: &Path) -> Result<()> {
         Item::File("etc/.wh.motd", 0o644, Vec::new()),
         Item::File("etc/hostname", 0o644, b"podlab-image\n".to_vec()),
     ];
+    // The opaque mark after the layer's own entries in its directory, as
+    // tars may give it: it hides only what lower layers put there.
     let third = vec![
         Item::Dir("srv", 0o755),
-        Item::File("srv/.wh..wh..opq", 0o644, Vec::new()),
         Item::Dir("srv/new", 0o755),
         Item::File("srv/new/data", 0o644, b"layer 3's data\n".to_vec()),
+        Item::File("srv/.wh..wh..opq", 0o644, Vec::new()),
     ];
     let mut layers = Vec::new();
     for (items, gzip) in [(first, true), (second, false), (third, true)] {

@@ -17,13 +17,9 @@ use std::path::{Path, PathBuf};
 
 use tar::EntryType;
 
+use super::whiteouts::{self, Mark};
 use crate::error::{Error, Result};
 use crate::kernel::{Inside, Root};
-
-/// The prefix of a whiteout: `.wh.NAME` deletes NAME of a lower layer.
-const WHITEOUT: &str = ".wh.";
-/// Deletes everything a lower layer had in its directory.
-const OPAQUE: &str = ".wh..wh..opq";
 
 /// How much a layer may unpack to: a few kilobytes of gzip can claim
 /// gigabytes (a decompression bomb), and a tar millions of entries.
@@ -87,36 +83,20 @@ pub fn apply_layer(root: &Root, layer: impl Read, limits: &Limits, whiteouts: Wh
             continue; // "./": the root itself, which the image does not own
         };
         let parent_path = path.parent().unwrap_or(Path::new(""));
-        if let Some(deleted) = name.strip_prefix(WHITEOUT) {
+        let mark = whiteouts::mark_of(&name)?;
+        if mark != Mark::Entry {
             applied.whiteouts += 1;
-            let names_one =
-                !(deleted.is_empty() || deleted == "." || deleted == ".." || deleted.starts_with(WHITEOUT));
-            if name != OPAQUE && !names_one {
-                return Err(Error::new(format!(
-                    "the layer's whiteout {path:?} names no entry: refusing the layer"
-                )));
-            }
-            if whiteouts == Whiteouts::Overlay {
-                let parent = root.make_dirs(parent_path)?;
-                if name == OPAQUE {
-                    parent.set_own_xattr("trusted.overlay.opaque", b"y")?;
-                } else {
-                    parent.remove(deleted)?;
-                    parent.mknod(deleted, nix::sys::stat::SFlag::S_IFCHR, 0, 0, 0o000)?;
+            match whiteouts {
+                Whiteouts::Overlay => {
+                    whiteouts::keep_for_overlay(&root.make_dirs(parent_path)?, mark)?;
+                    made.insert(path);
                 }
-                made.insert(path);
-                continue;
-            }
-            // Nothing to delete where a lower layer had nothing.
-            let Some(parent) = root.find(parent_path)? else { continue };
-            if name == OPAQUE {
-                for lower in parent.names()? {
-                    if !made.contains(&parent_path.join(&lower)) {
-                        parent.remove(&lower)?;
+                // Nothing to delete where a lower layer had nothing.
+                Whiteouts::Apply => {
+                    if let Some(parent) = root.find(parent_path)? {
+                        whiteouts::apply(&parent, mark, |name| made.contains(&parent_path.join(name)))?;
                     }
                 }
-            } else {
-                parent.remove(deleted)?;
             }
             continue;
         }
