@@ -920,6 +920,14 @@ fn pull_from_a_registry(auth: &str) {
         "the second pull fetches nothing ({auth})"
     );
     pulled_as_built(scratch.path(), &store, &reference, &layout);
+    if auth == "anonymous" {
+        // Run by its name, the store's blobs and snapshots side by side.
+        let ran = run(Command::new(common::example("05-images"))
+            .args(["--quiet", "run", &reference.to_string(), "--store"])
+            .arg(&store)
+            .args(["--", "cat", "/etc/hostname"]));
+        assert_eq!((ran.code, ran.stdout.as_str()), (Some(0), "podlab-image\n"), "{}", ran.stderr);
+    }
     let copied = skopeo_copy(scratch.path(), &reference, with_user.then_some(USER));
     assert_eq!(blobs_of(&store), blobs_of(&copied), "our store (left), skopeo's copy (right): {auth}");
 

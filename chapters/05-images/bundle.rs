@@ -107,13 +107,15 @@ fn look_up_user(root: &Root, user: &str) -> Result<(u32, u32, String)> {
 }
 
 // ANCHOR: run
-/// Runs the image in the layout at `layout` with level 4's runtime: its
-/// layers from the store (unpacked there if missing), a new bundle of
-/// which the root is an overlay of them, the config from the image; then
-/// removes the container and the bundle, whatever happened.
-pub fn run(layout: &Path, store: &Path, command: &[String]) -> Result<Exit> {
+/// Runs an image with level 4's runtime: its layers from the store
+/// (unpacked there if missing), a new bundle of which the root is an
+/// overlay of them, the config from the image; then removes the container
+/// and the bundle, whatever happened. The image is the one in the layout
+/// at `layout`, or the one it names `name` (a pulled image: the store's
+/// blobs are a layout too).
+pub fn run(layout: &Path, name: Option<&str>, store: &Path, command: &[String]) -> Result<Exit> {
     let layout = Layout::open(layout)?;
-    let image = layout.image()?;
+    let image = layout.image_named(name)?;
     let layers: Vec<PathBuf> = Store::open(store)?
         .prepare(&layout, &image, &Limits::default())?
         .into_iter()

@@ -25,8 +25,9 @@ use podlab::{kernel, narrate};
         cargo run --example 05-images -- tree /tmp/rootfs etc srv\n  \
         cargo run --example 05-images -- snapshot /tmp/image --store /tmp/store   # twice: the second unpacks nothing\n  \
         cargo run --example 05-images -- run /tmp/image --store /tmp/store -- cat /etc/hostname\n  \
-        cargo run --example 05-images -- pull 127.0.0.1:5000/podlab/demo:1 --store /tmp/pulled\n  \
-        cargo run --example 05-images -- push 127.0.0.1:5000/podlab/demo:1 127.0.0.1:5000/mine/demo:2 --store /tmp/pulled\n\n\
+        cargo run --example 05-images -- pull 127.0.0.1:5000/podlab/demo:1 --store /tmp/store\n  \
+        cargo run --example 05-images -- run 127.0.0.1:5000/podlab/demo:1 --store /tmp/store -- id\n  \
+        cargo run --example 05-images -- push 127.0.0.1:5000/podlab/demo:1 127.0.0.1:5000/mine/demo:2 --store /tmp/store\n\n\
         Compare with umoci: umoci raw unpack --image /tmp/image:demo /tmp/umoci-rootfs"
 )]
 struct Args {
@@ -75,8 +76,9 @@ enum Command {
     /// (unpacked there if missing), a bundle whose root is an overlay of
     /// them and whose config comes from the image's; all removed after.
     Run {
-        /// The image's layout.
-        image: PathBuf,
+        /// The image: its layout, or the name of an image pulled into the
+        /// store (as `images` lists them).
+        image: String,
         /// Where the layers are kept.
         #[arg(long)]
         store: PathBuf,
@@ -210,7 +212,10 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Run { image, store, command } => {
             kernel::require_root("running a container needs root")?;
-            return Ok(images::bundle::run(&image, &store, &command)?.exit_code());
+            // A directory is a layout; anything else names a pulled image.
+            let (layout, name) =
+                if Path::new(&image).is_dir() { (PathBuf::from(&image), None) } else { (store.clone(), Some(image)) };
+            return Ok(images::bundle::run(&layout, name.as_deref(), &store, &command)?.exit_code());
         }
         Command::Pull { reference, store, login } => {
             let reference: Reference = reference.parse()?;
