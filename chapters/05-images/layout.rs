@@ -365,7 +365,7 @@ impl Layout {
 
     /// A layer's bytes, unpacked as its media type says, once its blob is
     /// checked.
-    pub fn layer_reader(&self, layer: &Layer) -> Result<Box<dyn Read>> {
+    pub fn layer_reader(&self, layer: &Layer) -> Result<Box<dyn Read + Send>> {
         let path = self.verify(&layer.descriptor)?;
         let file =
             std::fs::File::open(&path).map_err(|e| Error::new(format!("opening {}: {e}", path.display())))?;

@@ -213,8 +213,11 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Run { image, store, command } => {
             kernel::require_root("running a container needs root")?;
             // A directory is a layout; anything else names a pulled image.
-            let (layout, name) =
-                if Path::new(&image).is_dir() { (PathBuf::from(&image), None) } else { (store.clone(), Some(image)) };
+            let (layout, name) = if Path::new(&image).is_dir() {
+                (PathBuf::from(&image), None)
+            } else {
+                (store.clone(), Some(image))
+            };
             return Ok(images::bundle::run(&layout, name.as_deref(), &store, &command)?.exit_code());
         }
         Command::Pull { reference, store, login } => {

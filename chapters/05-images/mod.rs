@@ -142,7 +142,7 @@ fn apply_checked(
     whiteouts: Whiteouts,
 ) -> Result<Applied> {
     let layer = &image.layers[number];
-    let mut reader = Hashing::new(layout.layer_reader(layer)?);
+    let mut reader = Hashing::new(ReadAhead::start(layout.layer_reader(layer)?));
     let done = narrate::folded(
         || unpack::apply_layer(root, &mut reader, limits, whiteouts),
         |done: &Applied| {
@@ -176,6 +176,58 @@ pub fn kind(layer: &layout::Layer) -> &'static str {
         layout::Compression::Gzip => "tar+gzip",
         layout::Compression::Zstd => "tar+zstd",
         layout::Compression::None => "tar",
+    }
+}
+
+/// A reader fed by a thread of its own that reads ahead (decompresses a
+/// layer) while this one hashes the tar and makes its files: the two run
+/// on two cores. At most [`ReadAhead::CHUNKS`] chunks wait between them.
+struct ReadAhead {
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: std::io::Cursor<Vec<u8>>,
+}
+
+impl ReadAhead {
+    const CHUNKS: usize = 16;
+    const CHUNK: usize = 256 << 10;
+
+    fn start(mut inner: Box<dyn Read + Send>) -> ReadAhead {
+        let (sender, chunks) = std::sync::mpsc::sync_channel(Self::CHUNKS);
+        std::thread::spawn(move || loop {
+            let mut chunk = vec![0u8; Self::CHUNK];
+            let read = match inner.read(&mut chunk) {
+                Ok(read) => read,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = sender.send(Err(e));
+                    return;
+                }
+            };
+            chunk.truncate(read);
+            // An empty chunk is the end; a reader that went away ends it too.
+            if sender.send(Ok(chunk)).is_err() || read == 0 {
+                return;
+            }
+        });
+        ReadAhead { chunks, chunk: std::io::Cursor::new(Vec::new()) }
+    }
+}
+
+impl Read for ReadAhead {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let read = self.chunk.read(buffer)?;
+            if read > 0 || buffer.is_empty() {
+                return Ok(read);
+            }
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => return Ok(0),
+                Ok(Ok(chunk)) => self.chunk = std::io::Cursor::new(chunk),
+                Ok(Err(e)) => return Err(e),
+                // The thread ended without a word: the end was told before.
+                Err(_) => return Ok(0),
+            }
+        }
     }
 }
 
