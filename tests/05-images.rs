@@ -1213,21 +1213,32 @@ fn hostile_registries_are_refused_and_store_nothing() {
     assert!(said.contains("with other bytes"), "{said}");
 }
 
-/// Blobs served elsewhere, as registries serve them from object storage: a
-/// hop in front of docker-registry redirects the manifest to it and each
-/// blob to a blob server of the test's. The pull follows, checks what
-/// comes, and stores the image whole.
+/// Blobs served elsewhere, as registries serve them from object storage.
+/// A hop in front of docker-registry (whose tokens come from a token
+/// server) passes every request on to it, but redirects each blob to a
+/// blob server of the test's, which refuses any request that carries the
+/// registry's token. The pull answers the challenge, follows the
+/// redirects without the token, checks what comes, and stores the image
+/// whole. Its narration, drawn as a sequence diagram, is what the book
+/// shows.
 #[test]
-fn blobs_served_by_redirect_are_followed() {
-    if !needs_registry("blobs_served_by_redirect_are_followed") {
+fn blobs_served_by_redirect_are_followed_without_the_token() {
+    if !needs_registry("blobs_served_by_redirect_are_followed_without_the_token") {
         return;
     }
     let scratch = Scratch::new("redirects");
-    let registry = Registry::start(scratch.path(), Auth::Anonymous);
+    let tokens = TokenServer::start(scratch.path(), None);
+    let registry = Registry::start(scratch.path(), Auth::Tokens(&tokens));
     let layout = push_the_demo_image(scratch.path(), &registry.address, None);
     // The blob server reads the registry's own storage (blobs by digest).
     let storage = scratch.path().join("registry/docker/registry/v2/blobs/sha256");
-    let blobs = Hostile::start(move |_: &str, path: &str| {
+    let leaked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let told = leaked.clone();
+    let blobs = Hostile::start_reading(move |_: &str, path: &str, head: &str| {
+        if header_of(head, "authorization").is_some() {
+            told.store(true, std::sync::atomic::Ordering::Relaxed);
+            return http("400 Bad Request", &[], b"the registry's token came to the blob server");
+        }
         let hex = path.rsplit(':').next().unwrap_or_default().to_string();
         match std::fs::read(storage.join(&hex[..2.min(hex.len())]).join(&hex).join("data")) {
             Ok(bytes) => http("200 OK", &[], &bytes),
@@ -1235,18 +1246,104 @@ fn blobs_served_by_redirect_are_followed() {
         }
     });
     let (real, blob_server) = (registry.address.clone(), blobs.address.clone());
-    let hop = Hostile::start(move |_: &str, path: &str| {
-        let to = if path.contains("/blobs/") { &blob_server } else { &real };
-        http("307 Temporary Redirect", &[("Location", format!("http://{to}{path}"))], b"")
+    let hop = Hostile::start_reading(move |_: &str, path: &str, head: &str| {
+        if path.contains("/blobs/") {
+            http("307 Temporary Redirect", &[("Location", format!("http://{blob_server}{path}"))], b"")
+        } else {
+            pass_on(&real, path, head)
+        }
     });
     let store = scratch.path().join("store");
-    let reference: Reference = format!("{}/podlab/demo:1", hop.address).parse().unwrap();
-    assert_eq!(
-        podlab::images::registry::pull(&reference, &store, &Options::default()).unwrap(),
-        4,
-        "a config and three layers"
-    );
-    pulled_as_built(scratch.path(), &store, &reference, &layout);
+    let name = format!("{}/podlab/demo:1", hop.address);
+    let pulled = run(Command::new(common::example("05-images"))
+        .args(["pull", &name, "--at-once", "1", "--store"])
+        .arg(&store));
+    assert_eq!(pulled.code, Some(0), "{}", pulled.stderr);
+    assert!(!leaked.load(std::sync::atomic::Ordering::Relaxed), "the token went to the blob server");
+    pulled_as_built(scratch.path(), &store, &name.parse().unwrap(), &layout);
+    let token_server = tokens.realm.trim_start_matches("http://").split('/').next().unwrap().to_string();
+    let hosts =
+        [(hop.address.as_str(), "registry"), (&token_server, "token-server"), (&blobs.address, "blob-store")];
+    common::assert_transcript("05-images__pull-sequence", &sequence_diagram(&pulled.stderr, &hosts));
+}
+
+/// The value of header `name` in a request's head, if it has one.
+fn header_of<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+/// Passes a GET or HEAD on to `to` with its Accept and Authorization, and
+/// its answer back: a proxy, as a registry's front end is.
+fn pass_on(to: &str, path: &str, head: &str) -> Vec<u8> {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().http_status_as_error(false).max_redirects(0).build().into();
+    let method = head.split(' ').next().unwrap_or("GET");
+    let mut request = ureq::http::Request::builder().method(method).uri(format!("http://{to}{path}"));
+    for name in ["accept", "authorization"] {
+        if let Some(value) = header_of(head, name) {
+            request = request.header(name, value);
+        }
+    }
+    let mut response = agent.run(request.body(()).unwrap()).unwrap();
+    let status = response.status();
+    let mut headers = Vec::new();
+    for name in ["content-type", "www-authenticate", "docker-content-digest", "location"] {
+        if let Some(value) = response.headers().get(name) {
+            headers.push((name, value.to_str().unwrap().to_string()));
+        }
+    }
+    let body = response.body_mut().read_to_vec().unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("");
+    http(&format!("{} {reason}", status.as_u16()), &headers, &body)
+}
+
+/// A pull's narration drawn as a sequence diagram: a lane for podlab and
+/// one for each host (named by `hosts`), an arrow for each request and
+/// each answer, the request or the answer beside it.
+fn sequence_diagram(narration: &str, hosts: &[(&str, &str)]) -> String {
+    const GAP: usize = 15;
+    let names: Vec<&str> = std::iter::once("podlab").chain(hosts.iter().map(|h| h.1)).collect();
+    let width = GAP * (names.len() - 1) + 1;
+    let mut lines =
+        vec![names.iter().map(|n| format!("{n:<GAP$}")).collect::<String>().trim_end().to_string()];
+    let lanes = || -> Vec<char> { (0..width).map(|x| if x % GAP == 0 { '│' } else { ' ' }).collect() };
+    let named =
+        |text: &str| hosts.iter().fold(text.to_string(), |text, (host, name)| text.replace(host, name));
+    let arrow = |lane: usize, to_them: bool, label: &str| -> String {
+        let mut row = lanes();
+        for cell in &mut row[1..lane * GAP] {
+            *cell = '─';
+        }
+        if to_them {
+            row[0] = '├';
+            row[lane * GAP - 1] = '▶';
+        } else {
+            row[1] = '◀';
+            row[lane * GAP] = '┤';
+        }
+        format!("{}   {label}", row.into_iter().collect::<String>())
+    };
+    for call in narration.lines().filter_map(|l| l.trim_start().strip_prefix("> ")) {
+        if let Some(checked) = call.strip_prefix("checked ") {
+            // Sizes vary with the machine's busybox: the digest alone.
+            let digest = checked.split(':').take(2).collect::<Vec<_>>().join(":");
+            let mut row: String = lanes().into_iter().collect();
+            row.push_str(&format!("   (podlab checks that the bytes hash to {digest})"));
+            lines.push(row);
+            continue;
+        }
+        let Some((request, answer)) = call.split_once(" = ") else { continue };
+        let Some((method, url)) = request.split_once(' ') else { continue };
+        let Some(rest) = url.strip_prefix("http://") else { continue };
+        let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let Some(lane) = hosts.iter().position(|(h, _)| *h == host) else { continue };
+        lines.push(arrow(lane + 1, true, &format!("{method} {path}")));
+        lines.push(arrow(lane + 1, false, &named(answer)));
+    }
+    lines.join("\n") + "\n"
 }
 
 /// Builds the demo image in `scratch` and has skopeo push it to the

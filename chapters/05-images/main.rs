@@ -94,6 +94,9 @@ enum Command {
         /// The store (made if missing).
         #[arg(long)]
         store: PathBuf,
+        /// How many blobs to fetch at once.
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        at_once: usize,
         #[command(flatten)]
         login: Login,
     },
@@ -162,7 +165,7 @@ impl Login {
                 None => None,
             },
         };
-        Ok(Options { credentials, show: Show::as_the_terminal_allows() })
+        Ok(Options { credentials, show: Show::as_the_terminal_allows(), ..Options::default() })
     }
 }
 
@@ -220,9 +223,10 @@ fn run(command: Command) -> Result<ExitCode> {
             };
             return Ok(images::bundle::run(&layout, name.as_deref(), &store, &command)?.exit_code());
         }
-        Command::Pull { reference, store, login } => {
+        Command::Pull { reference, store, at_once, login } => {
             let reference: Reference = reference.parse()?;
-            let fetched = registry::pull(&reference, &store, &login.options(&reference.registry)?)?;
+            let options = Options { at_once, ..login.options(&reference.registry)? };
+            let fetched = registry::pull(&reference, &store, &options)?;
             println!("pulled {reference}: {fetched} blobs fetched, the others in the store already");
         }
         Command::Push { source, target, store, login } => {

@@ -84,11 +84,13 @@ pub struct Options {
     pub credentials: Option<Credentials>,
     /// How progress is shown.
     pub show: Show,
+    /// How many blobs a pull fetches at once.
+    pub at_once: usize,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { credentials: None, show: Show::Nothing }
+        Options { credentials: None, show: Show::Nothing, at_once: 3 }
     }
 }
 
@@ -207,7 +209,13 @@ impl Client {
                 .run(request)
                 .map_err(|e| Error::new(format!("{method} {} failed: {e}", shown(&url))))?;
             let status = response.status().as_u16();
-            narrate!("{method} {} = {status}", shown(&url));
+            // A challenge and a redirect are told with what they ask.
+            let told = match status {
+                401 => header(&response, "www-authenticate").map(|c| format!(", WWW-Authenticate: {c}")),
+                301..=308 => header(&response, "location").map(|l| format!(", Location: {}", shown(&l))),
+                _ => None,
+            };
+            narrate!("{method} {} = {status}{}", shown(&url), told.unwrap_or_default());
             match status {
                 401 if !answered_challenge && same_host => {
                     let challenge = header(&response, "www-authenticate").ok_or_else(|| {

@@ -25,9 +25,6 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.o
 /// The most a manifest may weigh when read whole.
 const MANIFEST_LIMIT: u64 = 4 << 20;
 
-/// How many blobs are fetched at once (as docker does).
-const AT_ONCE: usize = 3;
-
 // ANCHOR: pull
 /// Pulls the image `reference` names into the store (an OCI layout, made
 /// if missing), under that name. Returns how many blobs it fetched (0 for
@@ -53,7 +50,7 @@ pub fn pull(reference: &Reference, store: &Path, options: &Options) -> Result<us
             missing.push(blob);
         }
     }
-    fetch_blobs(&client, &layout, &missing, &Progress::new(options.show))?;
+    fetch_blobs(&client, &layout, &missing, options.at_once, &Progress::new(options.show))?;
     // The manifest last: a store names only images it has whole.
     layout.put(&descriptor, &bytes)?;
     layout.tag(&descriptor, &reference.to_string())?;
@@ -96,14 +93,20 @@ fn is_index(descriptor: &Descriptor) -> bool {
         || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
 }
 
-/// Fetches `blobs` into the store, [`AT_ONCE`] at a time, each on a client
-/// of its own. After a failure no new blob is begun; the first failure,
-/// in the manifest's order, is the one told.
-fn fetch_blobs(client: &Client, layout: &Layout, blobs: &[&Descriptor], progress: &Progress) -> Result<()> {
+/// Fetches `blobs` into the store, `at_once` at a time (docker's default is
+/// 3), each on a client of its own. After a failure no new blob is begun;
+/// the first failure, in the manifest's order, is the one told.
+fn fetch_blobs(
+    client: &Client,
+    layout: &Layout,
+    blobs: &[&Descriptor],
+    at_once: usize,
+    progress: &Progress,
+) -> Result<()> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let mut outcomes: Vec<(usize, Result<()>)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..AT_ONCE.min(blobs.len()))
+        let workers: Vec<_> = (0..at_once.clamp(1, blobs.len().max(1)))
             .map(|_| {
                 let mut client = client.clone();
                 let (next, failed) = (&next, &failed);
