@@ -27,8 +27,10 @@ pub struct Level {
     pub example: &'static str,
     /// The cargo feature that swaps in the student's lab file.
     pub feature: &'static str,
-    /// The file the student edits, relative to the repository.
-    pub lab_file: &'static str,
+    /// The files the student edits, relative to the repository
+    /// (labs/NN-name/FILE.rs): each stands for the chapter's module of its
+    /// name (chapters/NN-name/FILE.rs), which the feature swaps for it.
+    pub lab_files: &'static [&'static str],
     pub scenarios: &'static [Scenario],
     /// A directory that each scenario runs in, prepared before it and
     /// cleaned after it (level 4: a bundle); None to run where we are.
@@ -65,7 +67,7 @@ pub struct Scenario {
 /// The directory a level's scenarios run in: a new temporary one for each.
 pub struct Workspace {
     /// Fills it before the scenario's files are written and its runs begin.
-    pub prepare: fn(&Path) -> io::Result<()>,
+    pub prepare: fn(&Path, &Scenario) -> io::Result<()>,
     /// Ends what a run left behind in it (a lab that stopped half-way)
     /// before it is removed.
     pub clean: fn(&Path),
@@ -93,8 +95,12 @@ pub fn run(exe: &Path, level: &Level, scenario: &Scenario) -> io::Result<String>
 pub fn run_within(exe: &Path, level: &Level, scenario: &Scenario, limit: Duration) -> io::Result<String> {
     let workspace = level.workspace.as_ref().map(|w| InWorkspace::prepare(w, scenario)).transpose()?;
     let dir = workspace.as_ref().map(|w| w.dir.as_path());
+    let filled: Vec<Vec<String>> = std::iter::once(scenario.args)
+        .chain(scenario.then.iter().copied())
+        .map(|args| args.iter().map(|arg| fill_in(arg, dir)).collect())
+        .collect();
     let mut runs: Vec<Vec<&str>> =
-        std::iter::once(scenario.args).chain(scenario.then.iter().copied()).map(|a| a.to_vec()).collect();
+        filled.iter().map(|args| args.iter().map(String::as_str).collect()).collect();
     let Some(alongside) = &scenario.alongside else {
         return transcript(exe, level.example, dir, &runs, limit);
     };
@@ -118,6 +124,21 @@ pub fn run_within(exe: &Path, level: &Level, scenario: &Scenario, limit: Duratio
     transcript(exe, level.example, dir, &runs, limit)
 }
 
+/// An argument with each `{NAME}` in it replaced by what the workspace's
+/// file `.NAME` holds, if it has one (level 5: `{registry}`, the address
+/// of the registry its workspace started).
+fn fill_in(arg: &str, dir: Option<&Path>) -> String {
+    let Some(dir) = dir else { return arg.to_string() };
+    let mut filled = arg.to_string();
+    while let Some(start) = filled.find('{') {
+        let Some(length) = filled[start..].find('}') else { break };
+        let name = &filled[start + 1..start + length];
+        let Ok(value) = std::fs::read_to_string(dir.join(format!(".{name}"))) else { break };
+        filled.replace_range(start..=start + length, value.trim());
+    }
+    filled
+}
+
 /// A level's workspace, made for one scenario; cleaned and removed when
 /// dropped.
 struct InWorkspace<'a> {
@@ -131,7 +152,7 @@ impl<'a> InWorkspace<'a> {
         // temporary directories are, so that normalize() hides its name.
         let dir = nix::unistd::mkdtemp("/tmp/podlab-XXXXXX").map_err(io::Error::from)?;
         let made = InWorkspace { dir, workspace };
-        (workspace.prepare)(&made.dir)?;
+        (workspace.prepare)(&made.dir, scenario)?;
         for (name, contents) in scenario.files {
             let file = made.dir.join(name);
             if let Some(parent) = file.parent() {
@@ -421,7 +442,18 @@ pub fn normalize(text: &str) -> String {
     // Digests: a layer's depends on the bytes of the machine's busybox; a
     // layer being unpacked is named by its digest and our pid.
     static DIGEST: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[0-9a-f]{64}(\.[0-9]+)?").unwrap());
-    let text = HOST_PID.replace_all(text, "${1}[pid]");
+    // Ports on 127.0.0.1: a registry's, chosen free for each run.
+    static PORT: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"127\.0\.0\.1:[0-9]+").unwrap());
+    // A blob being received is named by our pid; an upload by the
+    // registry's random id.
+    static PARTIAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\.partial\.[0-9]+").unwrap());
+    static UUID: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap()
+    });
+    let text = PORT.replace_all(text, "127.0.0.1:[port]");
+    let text = PARTIAL.replace_all(&text, ".partial.[pid]");
+    let text = UUID.replace_all(&text, "[uuid]");
+    let text = HOST_PID.replace_all(&text, "${1}[pid]");
     let text = DIGEST.replace_all(&text, |found: &regex::Captures| {
         if found.get(1).is_some() { "[digest].[pid]" } else { "[digest]" }.to_string()
     });

@@ -57,8 +57,10 @@ struct Args {
     #[arg(long, conflicts_with = "file")]
     reference: bool,
 
-    /// Check FILE in the place of the level's lab file (which stays as it
-    /// is): a Rust file, or a mutant of labs/NN-name/fixtures/.
+    /// Check FILE in the place of one of the level's lab files (which stays
+    /// as it is): a Rust file, or a mutant of labs/NN-name/fixtures/. In a
+    /// lab of several files, FILE's name, or a line `//! file: NAME.rs` at
+    /// its top, says which.
     #[arg(long, value_name = "FILE", requires = "level")]
     file: Option<PathBuf>,
 
@@ -247,8 +249,22 @@ impl Outcome<'_> {
 enum Source {
     Reference,
     Lab,
-    /// A file put in the lab file's place, in a copy of the sources.
-    File(PathBuf),
+    /// A file put in the place of one of the lab's files, in a copy of the
+    /// sources; the lab's other files as `others` says.
+    File {
+        file: PathBuf,
+        stands_for: &'static str,
+        others: Others,
+    },
+}
+
+/// Where a copy of the sources takes the lab's other files from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Others {
+    /// The student's (`cargo lab N --file F`: another attempt at one file).
+    Lab,
+    /// The reference's (a fixture: one file's mistake, alone).
+    Reference,
 }
 
 fn main() -> ExitCode {
@@ -290,7 +306,7 @@ fn main() -> ExitCode {
                 (Some(file), _) => {
                     match std::path::absolute(file) {
                         Ok(file) if file.is_file() => match fixtures::materialize(levels[0], &file) {
-                            Ok(file) => Source::File(file),
+                            Ok((file, stands_for)) => Source::File { file, stands_for, others: Others::Lab },
                             Err(why) => {
                                 eprintln!("cargo lab: {}: {why}", file.display());
                                 return ExitCode::from(2);
@@ -357,22 +373,28 @@ fn overview(levels: &[&Level], source: &Source, limit: Duration) -> bool {
     all_done
 }
 
-/// Whether every function of the lab file is still a todo!(), as in the starter.
+/// Whether every function of the lab's files is still a todo!(), as in the starter.
 fn untouched(level: &Level, source: &Source) -> bool {
-    let file = match source {
+    let files: Vec<PathBuf> = match source {
         Source::Reference => return false,
-        Source::Lab => Path::new(env!("CARGO_MANIFEST_DIR")).join(level.lab_file),
-        Source::File(file) => file.clone(),
+        Source::Lab => {
+            level.lab_files.iter().map(|f| Path::new(env!("CARGO_MANIFEST_DIR")).join(f)).collect()
+        }
+        Source::File { file, .. } => vec![file.clone()],
     };
-    let text = std::fs::read_to_string(file).unwrap_or_default();
-    text.matches("todo!(").count() >= text.matches("pub fn ").count()
+    files.iter().all(|file| {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.matches("todo!(").count() >= text.matches("pub fn ").count()
+    })
 }
 
 fn whose(source: &Source, level: Option<&Level>) -> String {
     match (source, level) {
         (Source::Reference, _) => "the reference in chapters/".to_string(),
-        (Source::File(file), _) => format!("{} in the lab file's place", file.display()),
-        (Source::Lab, Some(level)) => format!("your code in {}", level.lab_file),
+        (Source::File { file, stands_for, .. }, _) => {
+            format!("{} in the place of {stands_for}", file.display())
+        }
+        (Source::Lab, Some(level)) => format!("your code in {}", level.lab_files.join(" and ")),
         (Source::Lab, None) => "your code in labs/".to_string(),
     }
 }
@@ -429,9 +451,10 @@ fn build(level: &Level, source: &Source) -> Result<(PathBuf, Vec<String>), Strin
         // The copy's build has a target directory of its own: cargo names
         // the copy's artifacts as it names the repository's, and the two
         // would take each other's place.
-        Source::File(file) => {
-            (fixtures::sources_with(repo, &target, level, file)?, target.join("lab-copy/target"))
-        }
+        Source::File { file, stands_for, others } => (
+            fixtures::sources_with(repo, &target, level, file, stands_for, *others)?,
+            target.join("lab-copy/target"),
+        ),
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
@@ -459,7 +482,11 @@ fn build(level: &Level, source: &Source) -> Result<(PathBuf, Vec<String>), Strin
             Some("compiler-message") => {
                 let rendered = message["message"]["rendered"].as_str().unwrap_or_default();
                 let in_lab = message["message"]["spans"].as_array().is_some_and(|spans| {
-                    spans.iter().any(|s| s["file_name"].as_str().is_some_and(|f| f.ends_with(level.lab_file)))
+                    spans.iter().any(|s| {
+                        s["file_name"]
+                            .as_str()
+                            .is_some_and(|f| level.lab_files.iter().any(|l| f.ends_with(l)))
+                    })
                 });
                 messages.push((in_lab, rendered.to_string()));
             }
@@ -471,7 +498,7 @@ fn build(level: &Level, source: &Source) -> Result<(PathBuf, Vec<String>), Strin
         println!("{}", String::from_utf8_lossy(&output.stderr));
         return Err(format!(
             "it does not compile yet: the compiler's messages above say where ({})",
-            level.lab_file
+            level.lab_files.join(", ")
         ));
     }
     // The warnings worth showing point into the lab's file: an ignored

@@ -7,9 +7,11 @@
 //! the mutant has in their place, so that it follows the reference as that
 //! changes, and shows at a glance what is wrong. Each fixture says in its
 //! first lines which mistake of the level's table it makes
-//! (`//! expect: NAME`), or that it passes (`//! expect: pass`).
-//! `cargo lab fixtures` checks each one in the lab file's place, in a copy
-//! of the sources, so that the student's own file is never touched.
+//! (`//! expect: NAME`), or that it passes (`//! expect: pass`), and, in a
+//! lab of several files, which one it stands for (`//! file: NAME.rs`).
+//! `cargo lab fixtures` checks each one in its lab file's place, the
+//! lab's other files the reference's, in a copy of the sources, so that
+//! the student's own files are never touched.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -17,7 +19,7 @@ use std::time::Duration;
 
 use podlab::scenario::{self, Level};
 
-use crate::{check, Source, Verdict};
+use crate::{check, Others, Source, Verdict};
 
 /// Checks every fixture of `levels`; fails if any does not come out as it says.
 pub fn prove(levels: &[&Level], limit: Duration) -> ExitCode {
@@ -51,15 +53,15 @@ pub fn prove(levels: &[&Level], limit: Duration) -> ExitCode {
                 wrong += 1;
                 continue;
             };
-            let file = match materialize(level, &file) {
-                Ok(file) => file,
+            let source = match materialize(level, &file) {
+                Ok((file, stands_for)) => Source::File { file, stands_for, others: Others::Reference },
                 Err(why) => {
                     println!("✗ level {} {name}: {why}", level.number);
                     wrong += 1;
                     continue;
                 }
             };
-            let Some(outcome) = check(level, &Source::File(file), limit) else {
+            let Some(outcome) = check(level, &source, limit) else {
                 println!("✗ level {} {name}: does not compile", level.number);
                 wrong += 1;
                 continue;
@@ -124,23 +126,47 @@ pub fn prove(levels: &[&Level], limit: Duration) -> ExitCode {
 /// The lab's folder: labs/NN-name.
 pub fn lab_dir(level: &Level) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    repo.join(level.lab_file).parent().map(Path::to_path_buf).unwrap_or_else(|| repo.join("labs"))
+    let first = level.lab_files.first().map(|f| repo.join(f));
+    first.and_then(|f| f.parent().map(Path::to_path_buf)).unwrap_or_else(|| repo.join("labs"))
 }
 
-/// The Rust file a fixture stands for: an alternative as it is, a mutant
-/// made from the reference by its edits (written under the target directory).
-pub fn materialize(level: &Level, fixture: &Path) -> Result<PathBuf, String> {
-    if fixture.extension().is_none_or(|e| e != "mutant") {
-        return Ok(fixture.to_path_buf());
+/// Which of the level's lab files `fixture` stands for: the one its
+/// `//! file: NAME.rs` line names, the one of its own name, or the only one.
+pub fn stands_for(level: &Level, fixture: &Path) -> Result<&'static str, String> {
+    let text = std::fs::read_to_string(fixture).unwrap_or_default();
+    let said = text.lines().take_while(|l| l.starts_with("//!")).find_map(|l| l.strip_prefix("//! file: "));
+    let name = said.map(str::trim).or_else(|| fixture.file_name().and_then(|n| n.to_str()));
+    let named = |lab_file: &&&str| Path::new(lab_file).file_name().and_then(|n| n.to_str()) == name;
+    match (level.lab_files.iter().find(named), level.lab_files) {
+        (Some(lab_file), _) => Ok(lab_file),
+        (None, [only]) if said.is_none() => Ok(only),
+        _ => Err(format!(
+            "say which of {} it stands for, in a line `//! file: NAME.rs` at its top",
+            level.lab_files.join(", ")
+        )),
     }
+}
+
+/// The reference module a lab file stands for: labs/NN-name/FILE.rs is
+/// chapters/NN-name/FILE.rs.
+fn reference_of(lab_file: &str) -> Result<PathBuf, String> {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let lab_file = Path::new(level.lab_file);
-    let (Some(lab_dir), Some(file_name)) =
-        (lab_file.parent().and_then(Path::file_name), lab_file.file_name())
-    else {
-        return Err(format!("{} names no file", level.lab_file));
-    };
-    let reference = repo.join("chapters").join(lab_dir).join(file_name);
+    let lab_file = Path::new(lab_file);
+    match (lab_file.parent().and_then(Path::file_name), lab_file.file_name()) {
+        (Some(dir), Some(name)) => Ok(repo.join("chapters").join(dir).join(name)),
+        _ => Err(format!("{} names no file", lab_file.display())),
+    }
+}
+
+/// The Rust file a fixture stands for, and which lab file it takes the
+/// place of: an alternative as it is, a mutant made from the reference by
+/// its edits (written under the target directory).
+pub fn materialize(level: &Level, fixture: &Path) -> Result<(PathBuf, &'static str), String> {
+    let lab_file = stands_for(level, fixture)?;
+    if fixture.extension().is_none_or(|e| e != "mutant") {
+        return Ok((fixture.to_path_buf(), lab_file));
+    }
+    let reference = reference_of(lab_file)?;
     let read = |path: &Path| {
         std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     };
@@ -160,7 +186,7 @@ pub fn materialize(level: &Level, fixture: &Path) -> Result<PathBuf, String> {
     let write = |e: std::io::Error| format!("cannot write {}: {e}", made.display());
     std::fs::create_dir_all(made.parent().unwrap_or(&made)).map_err(write)?;
     std::fs::write(&made, text).map_err(write)?;
-    Ok(made)
+    Ok((made, lab_file))
 }
 
 /// A mutant's edits: the reference's lines between `<<<<<<< reference`
@@ -203,9 +229,17 @@ fn expected(file: &Path) -> Option<String> {
 }
 
 /// A copy of the sources under the target directory with `file` in the
-/// place of the level's lab file; its path. Files are written only when
-/// they changed, so that cargo rebuilds only what must be.
-pub fn sources_with(repo: &Path, target: &Path, level: &Level, file: &Path) -> Result<PathBuf, String> {
+/// place of the lab file `stands_for`, and the lab's other files the
+/// student's or the reference's (`others`); its path. Files are written
+/// only when they changed, so that cargo rebuilds only what must be.
+pub fn sources_with(
+    repo: &Path,
+    target: &Path,
+    level: &Level,
+    file: &Path,
+    stands_for: &str,
+    others: Others,
+) -> Result<PathBuf, String> {
     let copy = target.join("lab-copy/sources");
     let failed = |e: std::io::Error| format!("could not copy the sources to {}: {e}", copy.display());
     for name in ["Cargo.toml", "Cargo.lock"] {
@@ -214,7 +248,13 @@ pub fn sources_with(repo: &Path, target: &Path, level: &Level, file: &Path) -> R
     for dir in ["chapters", "labs"] {
         sync_tree(&repo.join(dir), &copy.join(dir)).map_err(failed)?;
     }
-    sync(file, &copy.join(level.lab_file)).map_err(failed)?;
+    for lab_file in level.lab_files {
+        if *lab_file == stands_for {
+            sync(file, &copy.join(lab_file)).map_err(failed)?;
+        } else if others == Others::Reference {
+            sync(&reference_of(lab_file)?, &copy.join(lab_file)).map_err(failed)?;
+        }
+    }
     Ok(copy)
 }
 

@@ -12,6 +12,7 @@ use std::process::Command;
 
 use common::{needs_root_and_busybox, run, Scratch};
 use podlab::images::build::{self, LayerBlob};
+use podlab::images::registry::local::{Auth, LocalRegistry, TokenServer};
 use podlab::images::registry::{Credentials, Options, Reference};
 use podlab::images::Limits;
 
@@ -175,30 +176,57 @@ fn an_image_built_by_buildah_and_converted_by_skopeo_unpacks_as_with_umoci() {
     assert_eq!(std::fs::read_to_string(ours.join("srv/new/file")).unwrap(), "new\n");
     assert!(ours_tree[Path::new("bin/busybox")].contains("mode 4755"), "{ours_tree:?}");
 
-    // In Docker's format, through a registry.
-    let registry = Registry::start(scratch.path(), Auth::Anonymous);
-    let reference: Reference = format!("{}/buildah/two:1", registry.address).parse().unwrap();
+    // In Docker's format, through a registry: converted by skopeo, and
+    // committed in Docker's format and pushed by buildah itself.
+    let registry = LocalRegistry::start(scratch.path(), Auth::Anonymous).unwrap();
+    let converted: Reference = format!("{}/buildah/two:1", registry.address).parse().unwrap();
     succeeds(Command::new("skopeo").arg("--policy").arg(policy(scratch.path())).args([
         "copy",
         "--dest-tls-verify=false",
         "--format",
         "v2s2",
         &image("two"),
-        &format!("docker://{reference}"),
+        &format!("docker://{converted}"),
     ]));
-    let store = scratch.path().join("store");
-    assert_eq!(podlab::images::registry::pull(&reference, &store, &Options::default()).unwrap(), 3);
-    let pulled =
-        podlab::images::Layout::open(&store).unwrap().image_named(Some(&reference.to_string())).unwrap();
-    assert_eq!(
-        pulled.descriptor.media_type().to_string(),
-        "application/vnd.docker.distribution.manifest.v2+json"
-    );
-    assert!(pulled.layers.iter().all(|l| l.descriptor.media_type().to_string().ends_with("tar.gzip")));
-    let docker = scratch.path().join("docker-rootfs");
-    std::fs::create_dir(&docker).unwrap();
-    podlab::images::unpack_named(&store, Some(&reference.to_string()), &docker, &Limits::default()).unwrap();
-    assert_eq!(tree(&docker), ours_tree, "from Docker's format (left), from OCI's (right)");
+    let pushed: Reference = format!("{}/buildah/docker:1", registry.address).parse().unwrap();
+    succeeds(buildah(scratch.path()).args([
+        "commit",
+        "-q",
+        "--format",
+        "docker",
+        &second,
+        "podlab-docker-format",
+    ]));
+    succeeds(buildah(scratch.path()).args([
+        "push",
+        "-q",
+        "--tls-verify=false",
+        "--format",
+        "v2s2",
+        "podlab-docker-format",
+        &format!("docker://{pushed}"),
+    ]));
+    for reference in [&converted, &pushed] {
+        let store = scratch.path().join(format!("store-{}", reference.repository.replace('/', "-")));
+        assert_eq!(
+            podlab::images::registry::pull(reference, &store, &Options::default()).unwrap(),
+            3,
+            "{reference}"
+        );
+        let pulled =
+            podlab::images::Layout::open(&store).unwrap().image_named(Some(&reference.to_string())).unwrap();
+        assert_eq!(
+            pulled.descriptor.media_type().to_string(),
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "{reference}"
+        );
+        assert!(pulled.layers.iter().all(|l| l.descriptor.media_type().to_string().ends_with("tar.gzip")));
+        let docker = scratch.path().join(reference.repository.replace('/', "-"));
+        std::fs::create_dir(&docker).unwrap();
+        podlab::images::unpack_named(&store, Some(&reference.to_string()), &docker, &Limits::default())
+            .unwrap();
+        assert_eq!(tree(&docker), ours_tree, "{reference} in Docker's format (left), from OCI's (right)");
+    }
 }
 
 /// A raw tar entry, its name written as is (the tar crate refuses to write
@@ -635,6 +663,8 @@ scenario_tests!(podlab::images::LEVEL;
     unpack_scenario => "unpack",
     snapshots_scenario => "snapshots",
     run_scenario => "run",
+    pull_scenario => "pull",
+    push_scenario => "push",
     escape_scenario => "escape",
 );
 
@@ -687,159 +717,19 @@ fn an_image_runs_with_a_config_as_umocis() {
     }
 }
 
-/// A docker-registry of the test's own on 127.0.0.1, its storage in the
-/// test's scratch directory; stopped when dropped.
-struct Registry {
-    address: String,
-    _process: common::TerminateOnDrop,
+/// An htpasswd file in `dir` for `user` (USER:PASSWORD), bcrypt as
+/// docker-registry requires (htpasswd, from apache2-utils).
+fn htpasswd(dir: &Path, user: &str) -> PathBuf {
+    let (name, password) = user.split_once(':').unwrap();
+    let made = run(Command::new("htpasswd").args(["-Bbn", name, password]));
+    assert_eq!(made.code, Some(0), "htpasswd: {}", made.stderr);
+    let file = dir.join("htpasswd");
+    std::fs::write(&file, made.stdout).unwrap();
+    file
 }
 
-/// A token server of the test's own, as a registry's auth: it answers
-/// `GET /token?service=...&scope=repository:NAME:ACTIONS` with a JWT that
-/// grants what the scope asks, signed (RS256, openssl) by a key whose
-/// self-signed certificate the registry trusts. Its address is the realm.
-/// With `user`, only a request with that user's Basic credentials gets a
-/// token; others get 401.
-struct TokenServer {
-    realm: String,
-    certificate: PathBuf,
-    _server: Hostile,
-}
-
-impl TokenServer {
-    fn start(scratch: &Path, user: Option<&str>) -> TokenServer {
-        let (key, certificate) = (scratch.join("token.key"), scratch.join("token.crt"));
-        let made = run(Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "1",
-                "-subj",
-                "/CN=podlab-token",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&certificate));
-        assert_eq!(made.code, Some(0), "openssl: {}", made.stderr);
-        let der = Command::new("openssl")
-            .args(["x509", "-outform", "DER", "-in"])
-            .arg(&certificate)
-            .output()
-            .unwrap();
-        use base64::Engine;
-        let x5c = base64::engine::general_purpose::STANDARD.encode(&der.stdout);
-        let wanted =
-            user.map(|user| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(user)));
-        let server = Hostile::start_reading(move |_: &str, path: &str, head: &str| {
-            // Header names are case-insensitive (ureq writes them in lower case).
-            let given = head.lines().find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("authorization").then(|| value.trim())
-            });
-            if wanted.is_some() && given != wanted.as_deref() {
-                return http("401 Unauthorized", &[], b"");
-            }
-            let body = format!(r#"{{"token": "{}"}}"#, jwt(&key, &x5c, path));
-            http("200 OK", &[("Content-Type", "application/json".to_string())], body.as_bytes())
-        });
-        TokenServer { realm: format!("http://{}/token", server.address), certificate, _server: server }
-    }
-}
-
-/// A JWT granting what the request's scopes ask.
-fn jwt(key: &Path, x5c: &str, path: &str) -> String {
-    use base64::Engine;
-    let url = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let query = path.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    let access: Vec<serde_json::Value> = query
-        .split('&')
-        .filter_map(|pair| pair.strip_prefix("scope="))
-        .filter_map(|scope| {
-            let scope = scope.replace("%3A", ":").replace("%2F", "/").replace("%2C", ",");
-            let mut parts = scope.splitn(3, ':');
-            let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
-            Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
-        })
-        .collect();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
-    let claims = serde_json::json!({
-        "iss": "podlab-token", "sub": "", "aud": "podlab-registry", "exp": now + 600, "nbf": now - 10,
-        "iat": now, "jti": format!("{now}"), "access": access,
-    });
-    let signed = format!("{}.{}", url.encode(header.to_string()), url.encode(claims.to_string()));
-    let mut openssl = Command::new("openssl")
-        .args(["dgst", "-sha256", "-sign"])
-        .arg(key)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut openssl.stdin.take().unwrap(), signed.as_bytes()).unwrap();
-    let signature = openssl.wait_with_output().unwrap().stdout;
-    format!("{signed}.{}", url.encode(signature))
-}
-
-/// How a registry of the test's own wants its users to prove who they are.
-enum Auth<'a> {
-    Anonymous,
-    /// Tokens from a token server.
-    Tokens(&'a TokenServer),
-    /// Basic authentication against an htpasswd file (bcrypt, as
-    /// docker-registry requires; made with htpasswd).
-    Htpasswd(&'a str),
-}
-
-impl Registry {
-    fn start(scratch: &Path, auth: Auth) -> Registry {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let address = format!("127.0.0.1:{port}");
-        let config = scratch.join("registry.yml");
-        let storage = scratch.join("registry");
-        let auth = match auth {
-            Auth::Anonymous => String::new(),
-            Auth::Tokens(tokens) => format!(
-                "auth:\n  token:\n    realm: {}\n    service: podlab-registry\n    issuer: podlab-token\n    rootcertbundle: {}\n",
-                tokens.realm,
-                tokens.certificate.display()
-            ),
-            Auth::Htpasswd(user) => {
-                let (name, password) = user.split_once(':').unwrap();
-                let made = run(Command::new("htpasswd").args(["-Bbn", name, password]));
-                assert_eq!(made.code, Some(0), "htpasswd: {}", made.stderr);
-                let file = scratch.join("htpasswd");
-                std::fs::write(&file, made.stdout).unwrap();
-                format!("auth:\n  htpasswd:\n    realm: podlab-basic\n    path: {}\n", file.display())
-            }
-        };
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n{auth}",
-                storage.display(),
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let process = common::TerminateOnDrop(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(&address).is_err() {
-            assert!(std::time::Instant::now() < deadline, "docker-registry did not listen on {address}");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        Registry { address, _process: process }
-    }
+fn tokens(dir: &Path, user: Option<&str>) -> TokenServer {
+    TokenServer::start(dir, user.map(|u| Credentials::parse(u).unwrap())).unwrap()
 }
 
 fn needs_registry(test: &str) -> bool {
@@ -876,15 +766,17 @@ fn pull_from_a_registry(auth: &str) {
     let scratch = Scratch::new("pull");
     let tokens = auth
         .starts_with("tokens")
-        .then(|| TokenServer::start(scratch.path(), (auth == "tokens for a user").then_some(USER)));
-    let registry = Registry::start(
+        .then(|| tokens(scratch.path(), (auth == "tokens for a user").then_some(USER)));
+    let passwords = htpasswd(scratch.path(), USER);
+    let registry = LocalRegistry::start(
         scratch.path(),
         match (&tokens, auth) {
             (Some(tokens), _) => Auth::Tokens(tokens),
-            (None, "basic") => Auth::Htpasswd(USER),
+            (None, "basic") => Auth::Htpasswd(&passwords),
             _ => Auth::Anonymous,
         },
-    );
+    )
+    .unwrap();
     let with_user = auth == "tokens for a user" || auth == "basic";
     let layout = push_the_demo_image(scratch.path(), &registry.address, with_user.then_some(USER));
     let reference: Reference = format!("{}/podlab/demo:1", registry.address).parse().unwrap();
@@ -981,8 +873,8 @@ fn an_image_pushed_by_ours_is_pulled_by_skopeo() {
     }
     use podlab::images::registry::{push, Pushed};
     let scratch = Scratch::new("push");
-    let tokens = TokenServer::start(scratch.path(), Some(USER));
-    let registry = Registry::start(scratch.path(), Auth::Tokens(&tokens));
+    let tokens = tokens(scratch.path(), Some(USER));
+    let registry = LocalRegistry::start(scratch.path(), Auth::Tokens(&tokens)).unwrap();
     let store = scratch.path().join("store");
     build::demo_image(&store).unwrap();
     let first: Reference = format!("{}/podlab/demo:1", registry.address).parse().unwrap();
@@ -1020,7 +912,7 @@ fn two_pulls_at_once_store_each_blob_once() {
         return;
     }
     let scratch = Scratch::new("pulls-at-once");
-    let registry = Registry::start(scratch.path(), Auth::Anonymous);
+    let registry = LocalRegistry::start(scratch.path(), Auth::Anonymous).unwrap();
     push_the_demo_image(scratch.path(), &registry.address, None);
     let reference: Reference = format!("{}/podlab/demo:1", registry.address).parse().unwrap();
     let store = scratch.path().join("store");
@@ -1227,8 +1119,8 @@ fn blobs_served_by_redirect_are_followed_without_the_token() {
         return;
     }
     let scratch = Scratch::new("redirects");
-    let tokens = TokenServer::start(scratch.path(), None);
-    let registry = Registry::start(scratch.path(), Auth::Tokens(&tokens));
+    let tokens = tokens(scratch.path(), None);
+    let registry = LocalRegistry::start(scratch.path(), Auth::Tokens(&tokens)).unwrap();
     let layout = push_the_demo_image(scratch.path(), &registry.address, None);
     // The blob server reads the registry's own storage (blobs by digest).
     let storage = scratch.path().join("registry/docker/registry/v2/blobs/sha256");

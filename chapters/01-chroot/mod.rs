@@ -365,7 +365,7 @@ pub const LEVEL: Level = Level {
     name: "chroot",
     example: "01-chroot",
     feature: "lab-01",
-    lab_file: "labs/01-chroot/jail.rs",
+    lab_files: &["labs/01-chroot/jail.rs"],
     workspace: None,
     variant: crate::scenario::same_everywhere,
     scenarios: &[

@@ -306,7 +306,7 @@ pub const LEVEL: Level = Level {
     name: "namespaces",
     example: "02-namespaces",
     feature: "lab-02",
-    lab_file: "labs/02-namespaces/isolate.rs",
+    lab_files: &["labs/02-namespaces/isolate.rs"],
     workspace: None,
     variant: crate::scenario::same_everywhere,
     scenarios: &[

@@ -636,7 +636,7 @@ pub const LEVEL: Level = Level {
     name: "cgroups",
     example: "03-cgroups",
     feature: "lab-03",
-    lab_file: "labs/03-cgroups/limits.rs",
+    lab_files: &["labs/03-cgroups/limits.rs"],
     workspace: None,
     variant: cgroup_version,
     scenarios: &[

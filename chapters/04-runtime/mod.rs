@@ -736,7 +736,7 @@ pub const LEVEL: Level = Level {
     name: "an OCI runtime",
     example: "04-runtime",
     feature: "lab-04",
-    lab_file: "labs/04-runtime/handshake.rs",
+    lab_files: &["labs/04-runtime/handshake.rs"],
     workspace: Some(Workspace { prepare: build_bundle, clean: delete_every_container }),
     variant: crate::cgroups::cgroup_version,
     scenarios: &[
@@ -846,7 +846,7 @@ pub const LEVEL: Level = Level {
 
 /// A scenario's bundle: level 1's rootfs, built quietly (the transcript is
 /// about the runtime).
-fn build_bundle(dir: &Path) -> std::io::Result<()> {
+fn build_bundle(dir: &Path, _: &Scenario) -> std::io::Result<()> {
     crate::narrate::set_quiet(true);
     let rootfs = chroot::Rootfs::create(Some(&dir.join("rootfs")), Path::new(chroot::BUSYBOX))
         .map_err(|e| std::io::Error::other(e.to_string()))?;

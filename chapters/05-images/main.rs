@@ -239,8 +239,7 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         Command::Images { store } => {
             for (name, manifest) in Layout::open(&store)?.names()? {
-                let digest = manifest.digest().to_string();
-                println!("{name}  {}", &digest[..digest.len().min(19)]);
+                println!("{name}  {}", manifest.digest());
             }
         }
         Command::Rmi { name, store } => {

@@ -10,6 +10,10 @@
 
 pub mod build;
 pub mod bundle;
+// The lab swaps the reference `challenge` for the student's file (`--features lab-05`).
+#[cfg_attr(not(feature = "lab-05"), path = "challenge.rs")]
+#[cfg_attr(feature = "lab-05", path = "../../labs/05-images/challenge.rs")]
+pub mod challenge;
 pub mod layout;
 pub mod registry;
 pub mod snapshots;
@@ -31,6 +35,7 @@ use crate::narrate;
 pub use layout::{Image, Layout};
 
 use crate::scenario::{same_everywhere, Level, Scenario, Workspace};
+use registry::local;
 
 /// Level 5's example and the runs of it that its tests record and its lab
 /// replays.
@@ -39,8 +44,8 @@ pub const LEVEL: Level = Level {
     name: "images",
     example: "05-images",
     feature: "lab-05",
-    lab_file: "labs/05-images/whiteouts.rs",
-    workspace: Some(Workspace { prepare: build_image, clean: |_| {} }),
+    lab_files: &["labs/05-images/whiteouts.rs", "labs/05-images/challenge.rs"],
+    workspace: Some(Workspace { prepare: prepare_workspace, clean: clean_workspace }),
     variant: same_everywhere,
     scenarios: &[
         Scenario {
@@ -85,6 +90,29 @@ pub const LEVEL: Level = Level {
             alongside: None,
         },
         Scenario {
+            name: "pull",
+            args: &["pull", "{registry}/podlab/demo:1", "--store", "store", "--at-once", "1"],
+            then: &[&["run", "{registry}/podlab/demo:1", "--store", "store", "--", "cat", "/etc/hostname"]],
+            files: &[],
+            shows:
+                "a registry that wants a token: its 401 answered with a token for the scope it names, then \
+                    the manifest and every blob fetched and checked; the image run from the store",
+            hint: "challenge.rs: read_challenge() reads the realm, service and scope out of the 401's \
+                   WWW-Authenticate; token_url() asks the realm for that service and scope",
+            alongside: None,
+        },
+        Scenario {
+            name: "push",
+            args: &["push", "demo", "{registry}/students/demo:1", "--store", "image"],
+            then: &[&["images", "--store", "image"]],
+            files: &[],
+            shows: "a push: a token for pull and push on the new repository, every blob uploaded, then the \
+                    manifest; the store names the image by its new name too",
+            hint:
+                "challenge.rs: a push's scope is \"repository:NAME:pull,push\", a quoted value with a comma",
+            alongside: None,
+        },
+        Scenario {
             name: "escape",
             args: &["build", "--escape", "hostile"],
             then: &[&["unpack", "hostile", "rootfs"]],
@@ -97,10 +125,41 @@ pub const LEVEL: Level = Level {
     ],
 };
 
-/// Each scenario starts with the demo image in `image/`.
-fn build_image(dir: &Path) -> std::io::Result<()> {
+/// Each scenario starts with the demo image in `image/`. One that names
+/// `{registry}` gets a registry too, on 127.0.0.1, whose tokens come from a
+/// token server; the demo image is in it as podlab/demo:1, and its address
+/// in `.registry`.
+fn prepare_workspace(dir: &Path, scenario: &Scenario) -> std::io::Result<()> {
     crate::narrate::set_quiet(true);
-    build::demo_image(&dir.join("image")).map_err(|e| std::io::Error::other(e.to_string()))
+    let failed = |e: Error| std::io::Error::other(e.to_string());
+    build::demo_image(&dir.join("image")).map_err(failed)?;
+    let names_registry = std::iter::once(scenario.args)
+        .chain(scenario.then.iter().copied())
+        .any(|args| args.iter().any(|arg| arg.contains("{registry}")));
+    if !names_registry {
+        return Ok(());
+    }
+    let tokens = local::TokenServer::start(dir, None).map_err(failed)?;
+    let served = local::LocalRegistry::start(dir, local::Auth::Tokens(&tokens)).map_err(failed)?;
+    let reference: registry::Reference =
+        format!("{}/podlab/demo:1", served.address).parse().map_err(failed)?;
+    // Pushed from a copy, so that the scenario's own store names nothing more.
+    let copy = dir.join(".pushed");
+    build::demo_image(&copy).map_err(failed)?;
+    registry::push(&copy, build::TAG, &reference, &registry::Options::default()).map_err(failed)?;
+    crate::kernel::remove_dir_all(&copy).map_err(failed)?;
+    std::fs::write(dir.join(".registry"), &served.address)?;
+    SERVED.lock().unwrap_or_else(|e| e.into_inner()).push((dir.to_path_buf(), served, tokens));
+    Ok(())
+}
+
+/// The registries the scenarios' workspaces started, by workspace.
+type Served = (std::path::PathBuf, local::LocalRegistry, local::TokenServer);
+static SERVED: std::sync::Mutex<Vec<Served>> = std::sync::Mutex::new(Vec::new());
+
+/// Stops the registry a scenario's workspace started, if any.
+fn clean_workspace(dir: &Path) {
+    SERVED.lock().unwrap_or_else(|e| e.into_inner()).retain(|(served, _, _)| served != dir);
 }
 pub use unpack::{Applied, Limits, Whiteouts};
 

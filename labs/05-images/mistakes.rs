@@ -51,4 +51,34 @@ pub const MISTAKES: &[Mistake] = &[
                directory as opaque when it has the attribute trusted.overlay.opaque = \"y\" \
                (dir.set_own_xattr)",
     },
+    Mistake {
+        name: "quotes-kept",
+        scenarios: &["pull", "push"],
+        shows_as: Says("(for a token) failed"),
+        hint: "the token request went to a URL with quotes in it: in WWW-Authenticate, a value in quotes \
+               (realm=\"http://...\") is the text between them; the quotes are not part of it",
+    },
+    Mistake {
+        name: "comma-splits-scope",
+        scenarios: &["push"],
+        shows_as: Says("uploads/ answered 401"),
+        hint: "the registry refused the token for the push's upload: its challenge asked for \
+               scope=\"repository:students/demo:pull,push\", and the token was asked for less. A quoted \
+               value may hold commas: only a comma outside quotes ends a parameter",
+    },
+    Mistake {
+        name: "service-left-out",
+        scenarios: &["pull", "push"],
+        shows_as: Says("invalid_token"),
+        hint: "the registry calls the token invalid: a token is made for one service (the registry names \
+               itself in its challenge, service=\"...\"), and the token server can only know which if the \
+               request says so: ?service=...",
+    },
+    Mistake {
+        name: "scopes-left-out",
+        scenarios: &["pull", "push"],
+        shows_as: Says("insufficient_scope"),
+        hint: "the registry says the token grants too little: a token grants what its request asked for, \
+               and the request has to name the challenge's scope (&scope=repository:NAME:ACTIONS)",
+    },
 ];

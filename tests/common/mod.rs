@@ -27,6 +27,8 @@ pub fn example(name: &str) -> PathBuf {
             (cfg!(feature = "lab-01"), "lab-01"),
             (cfg!(feature = "lab-02"), "lab-02"),
             (cfg!(feature = "lab-03"), "lab-03"),
+            (cfg!(feature = "lab-04"), "lab-04"),
+            (cfg!(feature = "lab-05"), "lab-05"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))

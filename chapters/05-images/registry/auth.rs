@@ -1,12 +1,8 @@
-//! Who may pull and push: a registry that answers 401 says how to prove it
-//! in `WWW-Authenticate`. `Basic realm="..."` wants a user name and
-//! password with every request. `Bearer realm="...",service="...",
-//! scope="repository:NAME:pull,push"` sends the client to a token server
-//! (the realm) for a token that grants that scope, anonymously or, with
-//! credentials, for a user; the token then goes with every request.
-//!
-//! Credentials come from the command line or from a Docker-style
-//! `config.json`, whose `auths` map a registry to `base64(user:password)`.
+//! Who the user is, for a registry that asks (its challenge is read in
+//! `challenge.rs`): a user name and password, from the command line or
+//! from a Docker-style `config.json`, whose `auths` map a registry to
+//! `base64(user:password)`. Sent as Basic credentials, to the registry
+//! itself or to its token server.
 
 use std::path::{Path, PathBuf};
 
@@ -109,88 +105,9 @@ impl Credentials {
     }
 }
 
-/// What a 401's `WWW-Authenticate` asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Challenge {
-    Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
-}
-
-impl Challenge {
-    /// Reads `Basic realm="x"` or `Bearer realm="x",service="y",scope="z"`.
-    /// Values are quoted and may hold commas (`scope="repository:a:pull,push"`).
-    pub fn parse(header: &str) -> Result<Challenge> {
-        let (scheme, parameters) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
-        let parameters = parse_parameters(parameters);
-        let field = |name: &str| {
-            parameters.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|p| p.1.clone())
-        };
-        match scheme.to_ascii_lowercase().as_str() {
-            "basic" => Ok(Challenge::Basic),
-            "bearer" => Ok(Challenge::Bearer {
-                realm: field("realm").filter(|realm| !realm.is_empty()).ok_or_else(|| {
-                    Error::new(format!("the challenge {header:?} names no realm to ask for a token"))
-                })?,
-                service: field("service"),
-                scope: field("scope"),
-            }),
-            _ => Err(Error::new(format!(
-                "the registry wants {header:?}: podlab answers Basic and Bearer only"
-            ))),
-        }
-    }
-}
-
-/// `key="value", key=value` pairs; a quoted value may hold commas and `\"`.
-fn parse_parameters(text: &str) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    let mut chars = text.chars().peekable();
-    loop {
-        while chars.next_if(|c| *c == ',' || c.is_whitespace()).is_some() {}
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
-        if key.is_empty() {
-            return pairs;
-        }
-        let mut value = String::new();
-        if chars.next_if_eq(&'=').is_some() {
-            if chars.next_if_eq(&'"').is_some() {
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => value.extend(chars.next()),
-                        c => value.push(c),
-                    }
-                }
-            } else {
-                value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
-            }
-        }
-        pairs.push((key.trim().to_string(), value.trim().to_string()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenges_are_read_with_commas_in_their_values() {
-        let challenge = Challenge::parse(
-            r#"Bearer realm="http://127.0.0.1:1/token",service="registry",scope="repository:a/b:pull,push""#,
-        )
-        .unwrap();
-        assert_eq!(
-            challenge,
-            Challenge::Bearer {
-                realm: "http://127.0.0.1:1/token".into(),
-                service: Some("registry".into()),
-                scope: Some("repository:a/b:pull,push".into()),
-            }
-        );
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry Realm""#).unwrap(), Challenge::Basic);
-        assert!(Challenge::parse(r#"Bearer service="x""#).unwrap_err().to_string().contains("no realm"));
-        assert!(Challenge::parse("Negotiate").unwrap_err().to_string().contains("Basic and Bearer only"));
-    }
 
     #[test]
     fn docker_config_credentials_are_found_by_registry() {

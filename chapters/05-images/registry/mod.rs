@@ -8,11 +8,14 @@
 //! The HTTP client (ureq) sends requests; the protocol's steps are ours.
 
 mod auth;
+pub mod local;
 mod progress;
 mod pull;
 mod push;
 
-pub use auth::{Challenge, Credentials};
+pub use super::challenge::Challenge;
+use super::challenge::{read_challenge, token_url};
+pub use auth::Credentials;
 pub use progress::Show;
 pub use pull::pull;
 pub use push::{push, Pushed};
@@ -224,7 +227,7 @@ impl Client {
                             shown(&url)
                         ))
                     })?;
-                    self.answer(&Challenge::parse(&challenge)?)?;
+                    self.answer(&read_challenge(&challenge)?)?;
                     answered_challenge = true;
                 }
                 301 | 302 | 303 | 307 | 308 if method == "GET" || method == "HEAD" => {
@@ -278,7 +281,15 @@ impl Client {
             })
             .collect();
         let said = if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) };
+        // A registry says in its challenge why it refused a token.
+        let challenge = header(&response, "www-authenticate").unwrap_or_default();
+        let why = challenge.split("error=\"").nth(1).and_then(|rest| rest.split('"').next());
+        let said = match why {
+            Some(why) => format!("{said} (the token: {why})"),
+            None => said,
+        };
         let what_to_do = match status {
+            401 if why.is_some() => ": the token server gave a token that does not grant what was asked",
             401 if self.credentials.is_some() => ": are the user name and password right?",
             401 => ": give a user name and password (--user USER:PASSWORD, or a Docker config.json)",
             403 => ": the user may not do this here",
@@ -306,25 +317,18 @@ impl Client {
             }
             Challenge::Bearer { realm, service, scope } => (realm, service, scope),
         };
-        let mut url = realm.clone();
-        let mut query: Vec<(&str, &str)> = Vec::new();
-        if let Some(service) = service {
-            query.push(("service", service));
-        }
         // A challenge may name several scopes, space-separated.
-        for scope in
-            scope.iter().flat_map(|s| s.split_whitespace()).chain(self.more_scopes.iter().map(String::as_str))
-        {
-            if !query.contains(&("scope", scope)) {
-                query.push(("scope", scope));
+        let mut scopes: Vec<&str> = scope.iter().flat_map(|s| s.split_whitespace()).collect();
+        for more in &self.more_scopes {
+            if !scopes.contains(&more.as_str()) {
+                scopes.push(more);
             }
         }
+        let mut url = token_url(realm, service.as_deref(), &scopes);
         if let Some(credentials) = &self.credentials {
-            query.push(("account", &credentials.user));
-        }
-        for (number, (key, value)) in query.iter().enumerate() {
-            let encoded = percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC);
-            url += &format!("{}{key}={encoded}", if number == 0 { '?' } else { '&' });
+            let user =
+                percent_encoding::utf8_percent_encode(&credentials.user, percent_encoding::NON_ALPHANUMERIC);
+            url += &format!("{}account={user}", if url.contains('?') { '&' } else { '?' });
         }
         let mut request = self.agent.get(&url);
         if let Some(credentials) = &self.credentials {

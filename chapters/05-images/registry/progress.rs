@@ -13,7 +13,7 @@ use crate::narrate;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Show {
     Nothing,
-    /// One line on stdout as each blob is done.
+    /// One line on stdout as each blob is done, with its digest.
     Lines,
     /// A bar per blob while it moves.
     Bars,
@@ -70,7 +70,8 @@ impl Progress {
             }
             _ => None,
         };
-        Meter { bar, verb, lines: self.show == Show::Lines, what: short(descriptor), size: descriptor.size() }
+        let what = if self.show == Show::Lines { descriptor.digest().to_string() } else { short(descriptor) };
+        Meter { bar, verb, lines: self.show == Show::Lines, what, size: descriptor.size() }
     }
 }
 
@@ -112,8 +113,10 @@ impl Meter {
             bar.set_position(self.size);
             bar.finish_with_message(verb.to_string());
         }
+        // A line, for a log: its digest whole (its size, which varies with
+        // the machine's busybox, is in the narration).
         if self.lines {
-            println!("{} {verb} ({})", self.what, indicatif::HumanBytes(self.size));
+            println!("{} {verb}", self.what);
         }
     }
 }
