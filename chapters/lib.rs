@@ -22,6 +22,8 @@ pub mod chroot;
 pub mod images;
 #[path = "02-namespaces/mod.rs"]
 pub mod namespaces;
+#[path = "06-network/mod.rs"]
+pub mod network;
 #[path = "04-runtime/mod.rs"]
 pub mod runtime;
 

@@ -447,11 +447,14 @@ pub fn normalize(text: &str) -> String {
     // A blob being received is named by our pid; an upload by the
     // registry's random id.
     static PARTIAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\.partial\.[0-9]+").unwrap());
+    // A thread's own namespace, named by its id.
+    static TASK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/task/[0-9]+/").unwrap());
     static UUID: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap()
     });
     let text = PORT.replace_all(text, "127.0.0.1:[port]");
     let text = PARTIAL.replace_all(&text, ".partial.[pid]");
+    let text = TASK.replace_all(&text, "/task/[tid]/");
     let text = UUID.replace_all(&text, "[uuid]");
     let text = HOST_PID.replace_all(&text, "${1}[pid]");
     let text = DIGEST.replace_all(&text, |found: &regex::Captures| {

@@ -240,6 +240,22 @@ pub fn create_file(path: &Path) -> Result<OwnedFd> {
         .map_err(|e| failed(format!("open({path:?}, O_CREAT)"), e))
 }
 
+/// open(2) with O_CREAT|O_EXCL, then `contents` written: a file made only
+/// if there is none of that name, atomically, so that of two callers one
+/// makes it. False if it was there already.
+pub fn create_new_file(path: &Path, contents: &str) -> Result<bool> {
+    narrate!("open({path:?}, O_WRONLY|O_CREAT|O_EXCL|O_CLOEXEC, 0o644), write({contents:?})");
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_CLOEXEC;
+    let file = match nix::fcntl::open(path, flags, Mode::from_bits_truncate(0o644)) {
+        Ok(file) => file,
+        Err(Errno::EEXIST) => return Ok(false),
+        Err(e) => return Err(failed(format!("open({path:?}, O_CREAT|O_EXCL)"), e)),
+    };
+    std::io::Write::write_all(&mut std::fs::File::from(file), contents.as_bytes())
+        .map_err(|e| Error::new(format!("write({path:?}) failed: {e}")))?;
+    Ok(true)
+}
+
 /// open(2) to write, which for a FIFO waits until someone opens it to read.
 /// `about_to_wait` runs once the call is told, just before it waits: to let
 /// a parent know that we are at the door.

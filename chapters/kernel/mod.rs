@@ -33,6 +33,8 @@ mod capabilities;
 pub use capabilities::*;
 mod terminals;
 pub use terminals::*;
+mod netlink;
+pub use netlink::*;
 
 fn failed(call: String, errno: Errno) -> Error {
     Error::new(format!("{call} failed: {} ({errno:?})", errno.desc()))
