@@ -447,6 +447,8 @@ pub fn normalize(text: &str) -> String {
     // A blob being received is named by our pid; an upload by the
     // registry's random id.
     static PARTIAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\.partial\.[0-9]+").unwrap());
+    // A device's MAC address, random when the kernel makes the device.
+    static MAC: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([0-9a-f]{2}:){5}[0-9a-f]{2}\b").unwrap());
     // A thread's own namespace, named by its id.
     static TASK: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"/task/[0-9]+/").unwrap());
     static UUID: LazyLock<Regex> = LazyLock::new(|| {
@@ -455,6 +457,7 @@ pub fn normalize(text: &str) -> String {
     let text = PORT.replace_all(text, "127.0.0.1:[port]");
     let text = PARTIAL.replace_all(&text, ".partial.[pid]");
     let text = TASK.replace_all(&text, "/task/[tid]/");
+    let text = MAC.replace_all(&text, "[mac]");
     let text = UUID.replace_all(&text, "[uuid]");
     let text = HOST_PID.replace_all(&text, "${1}[pid]");
     let text = DIGEST.replace_all(&text, |found: &regex::Captures| {

@@ -6,12 +6,15 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use podlab::kernel::{in_network_namespace, Netlink};
-use podlab::network::{host_veth_name, join_nodes, say_hello, Ipam, Namespaces, Network, Subnet};
+use podlab::kernel::{in_network_namespace, Capture, Netlink};
+use podlab::network::{
+    host_veth_name, join_nodes, read_vxlan, say_hello, Ipam, Mode, Namespaces, Network, Subnet,
+};
 
 scenario_tests!(podlab::network::LEVEL;
     one_node_scenario => "one-node",
     two_nodes_scenario => "two-nodes",
+    two_nodes_vxlan_scenario => "two-nodes-vxlan",
 );
 
 fn needs_root(test: &str) -> bool {
@@ -108,22 +111,53 @@ fn two_pods_on_one_node_talk_through_the_bridge() {
 }
 
 /// Pods on two nodes (two network namespaces joined by a wire) talk over
-/// TCP: each node routes the other's pod subnet to it.
+/// TCP, each way: by routes (each node routes the other's pod subnet to
+/// it), and by an overlay (VXLAN), where the frames on the wire are UDP
+/// packets between the nodes that carry the pods' own packets.
 #[test]
-fn pods_on_two_nodes_talk_through_routes() {
-    if !needs_root("pods_on_two_nodes_talk_through_routes") {
+fn pods_on_two_nodes_talk_through_routes_and_through_vxlan() {
+    if !needs_root("pods_on_two_nodes_talk_through_routes_and_through_vxlan") {
         return;
     }
-    let mut namespaces = Namespaces::new().unwrap();
-    let (node1, node2) = (namespaces.make("node1").unwrap(), namespaces.make("node2").unwrap());
-    let (pod1, pod2) = (namespaces.make("pod1").unwrap(), namespaces.make("pod2").unwrap());
-    let (net1, net2) = (network(&namespaces, "10.244.1.0/24"), network(&namespaces, "10.244.2.0/24"));
-    let a = in_network_namespace(&node1, || net1.attach("pod1", &pod1, "eth0")).unwrap();
-    let b = in_network_namespace(&node2, || net2.attach("pod2", &pod2, "eth0")).unwrap();
-    let wire = (Ipv4Addr::new(172, 31, 254, 1), Ipv4Addr::new(172, 31, 254, 2));
-    join_nodes(&node1, &node2, wire, (net1.subnet, net2.subnet)).unwrap();
-    assert_eq!(say_hello(&pod1, &pod2, b.address).unwrap(), format!("heard \"hello\" from {}", a.address));
-    assert_eq!(say_hello(&pod2, &pod1, a.address).unwrap(), format!("heard \"hello\" from {}", b.address));
+    for mode in [Mode::Routes, Mode::Vxlan] {
+        let mut namespaces = Namespaces::new().unwrap();
+        let (node1, node2) = (namespaces.make("node1").unwrap(), namespaces.make("node2").unwrap());
+        let (pod1, pod2) = (namespaces.make("pod1").unwrap(), namespaces.make("pod2").unwrap());
+        let (mut net1, mut net2) =
+            (network(&namespaces, "10.244.1.0/24"), network(&namespaces, "10.244.2.0/24"));
+        (net1.mtu, net2.mtu) = (mode.pod_mtu(), mode.pod_mtu());
+        let a = in_network_namespace(&node1, || net1.attach("pod1", &pod1, "eth0")).unwrap();
+        let b = in_network_namespace(&node2, || net2.attach("pod2", &pod2, "eth0")).unwrap();
+        let wire = (Ipv4Addr::new(172, 31, 254, 1), Ipv4Addr::new(172, 31, 254, 2));
+        join_nodes(&node1, &node2, wire, (net1.subnet, net2.subnet), mode).unwrap();
+        let capture = in_network_namespace(&node1, || {
+            let index = Netlink::open()?.index_of("wire0")?.unwrap();
+            Capture::start("wire0", index)
+        })
+        .unwrap();
+        assert_eq!(
+            say_hello(&pod1, &pod2, b.address).unwrap(),
+            format!("heard \"hello\" from {}", a.address)
+        );
+        assert_eq!(
+            say_hello(&pod2, &pod1, a.address).unwrap(),
+            format!("heard \"hello\" from {}", b.address)
+        );
+        let frames = capture.frames(std::time::Duration::from_secs(2));
+        let overlaid: Vec<String> = frames.iter().filter_map(|f| read_vxlan(f)).collect();
+        match mode {
+            Mode::Routes => assert!(overlaid.is_empty(), "{overlaid:?}"),
+            Mode::Vxlan => assert_eq!(
+                overlaid.first().map(String::as_str),
+                Some(
+                    "outside: 172.31.254.1 -> 172.31.254.2, UDP to port 4789, VXLAN VNI 1; inside: 10.244.1.2 -> \
+                     10.244.2.2, TCP to port 7000"
+                ),
+                "{} frames",
+                frames.len()
+            ),
+        }
+    }
 }
 
 /// 50 allocations at once from one network's state get 50 addresses, all

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use podlab::error::{finish, Result};
-use podlab::kernel::{self, in_network_namespace, Netlink};
+use podlab::kernel::{self, in_network_namespace, Capture, Netlink};
 use podlab::narrate;
-use podlab::network::{join_nodes, say_hello, Attachment, Namespaces, Network};
+use podlab::network::{join_nodes, read_vxlan, say_hello, Attachment, Mode, Namespaces, Network};
 
 /// Level 6: networks for containers. Every pod gets an address of its own
 /// and reaches every other pod, on any node, without NAT. On a node: a
@@ -22,7 +22,8 @@ use podlab::network::{join_nodes, say_hello, Attachment, Namespaces, Network};
     name = "06-network",
     after_help = "Examples (as root):\n  \
         cargo run --example 06-network -- one-node\n  \
-        cargo run --example 06-network -- two-nodes\n\n\
+        cargo run --example 06-network -- two-nodes\n  \
+        cargo run --example 06-network -- two-nodes --mode vxlan\n\n\
         Compare with ip(8), in a namespace of your own: unshare -n sh -c 'ip link add br0 type bridge; ip -d link'"
 )]
 struct Args {
@@ -38,9 +39,15 @@ struct Args {
 enum Command {
     /// One node, two pods on its bridge; pod one says hello to pod two.
     OneNode,
-    /// Two nodes joined by a wire, each routing the other's pod subnet to
-    /// it (flannel's host-gw); a pod on node 1 says hello to a pod on node 2.
-    TwoNodes,
+    /// Two nodes joined by a wire; a pod on node 1 says hello to a pod on
+    /// node 2, and back.
+    TwoNodes {
+        /// routes: each node routes the other's pod subnet to it (flannel's
+        /// host-gw); vxlan: inside UDP, through an overlay (flannel's vxlan),
+        /// and the first frame of it on the wire is shown.
+        #[arg(long, value_enum, default_value_t = Mode::Routes)]
+        mode: Mode,
+    },
 }
 
 fn main() -> ExitCode {
@@ -73,20 +80,34 @@ fn run(command: Command) -> Result<ExitCode> {
             routes("node", &node)?;
             hello("one", &one, "two", &two, b.address)?;
         }
-        Command::TwoNodes => {
-            let (net1, net2) = (network("10.244.1.0/24", "ipam-1")?, network("10.244.2.0/24", "ipam-2")?);
+        Command::TwoNodes { mode } => {
+            let (mut net1, mut net2) =
+                (network("10.244.1.0/24", "ipam-1")?, network("10.244.2.0/24", "ipam-2")?);
+            (net1.mtu, net2.mtu) = (mode.pod_mtu(), mode.pod_mtu());
             let (node1, node2) = (namespaces.make("node1")?, namespaces.make("node2")?);
             let (pod1, pod2) = (namespaces.make("pod1")?, namespaces.make("pod2")?);
             let a = in_network_namespace(&node1, || net1.attach("pod1", &pod1, "eth0"))?;
             let b = in_network_namespace(&node2, || net2.attach("pod2", &pod2, "eth0"))?;
             let wire = (Ipv4Addr::new(172, 31, 254, 1), Ipv4Addr::new(172, 31, 254, 2));
-            join_nodes(&node1, &node2, wire, (net1.subnet, net2.subnet))?;
+            join_nodes(&node1, &node2, wire, (net1.subnet, net2.subnet), mode)?;
             describe("pod1 (node1)", &a);
             describe("pod2 (node2)", &b);
             routes("node1", &node1)?;
             routes("node2", &node2)?;
+            // Watched on node 1's end of the wire while the pods talk.
+            let capture = in_network_namespace(&node1, || {
+                let index = Netlink::open()?.index_of("wire0")?.unwrap_or_default();
+                Capture::start("wire0", index)
+            })?;
             hello("pod1", &pod1, "pod2", &pod2, b.address)?;
             hello("pod2", &pod2, "pod1", &pod1, a.address)?;
+            if mode == Mode::Vxlan {
+                let frames = capture.frames(std::time::Duration::from_secs(2));
+                match frames.iter().find_map(|frame| read_vxlan(frame)) {
+                    Some(first) => println!("the first of it on node1's wire0: {first}"),
+                    None => println!("no VXLAN packet was seen on node1's wire0"),
+                }
+            }
         }
     }
     drop(namespaces);

@@ -55,6 +55,19 @@ pub const LEVEL: Level = Level {
                    ip_forward on",
             alongside: None,
         },
+        Scenario {
+            name: "two-nodes-vxlan",
+            args: &["two-nodes", "--mode", "vxlan"],
+            then: &[],
+            files: &[],
+            shows:
+                "the same through an overlay: each node's VXLAN device, an ARP and a forwarding entry for \
+                    the other's; on the wire, the pods' packets inside UDP between the nodes",
+            hint:
+                "join_by_vxlan(): a route onlink via the other node's VXLAN address, that address's MAC, and \
+                   where frames for that MAC go",
+            alongside: None,
+        },
     ],
 };
 
@@ -180,33 +193,142 @@ pub fn host_veth_name(id: &str, ifname: &str) -> String {
     format!("veth{:08x}", u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]))
 }
 
+/// How the nodes carry each other's pods' packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Each node routes the other's pod subnet to it, its next hop on a
+    /// link they share (flannel's host-gw).
+    Routes,
+    /// Each node sends the other's pods' packets inside UDP to it, through a
+    /// VXLAN device: an overlay, for nodes that share no link (flannel's vxlan).
+    Vxlan,
+}
+
+impl Mode {
+    /// The pods' MTU: an overlay packs each frame with 50 bytes of headers
+    /// of its own (outer Ethernet, IP, UDP and VXLAN), which a 1500-byte
+    /// wire must carry.
+    pub fn pod_mtu(self) -> u32 {
+        match self {
+            Mode::Routes => 1500,
+            Mode::Vxlan => 1450,
+        }
+    }
+}
+
+/// The VXLAN device of each node, as flannel names it.
+pub const VXLAN_DEVICE: &str = "flannel.1";
+
 // ANCHOR: join_nodes
 /// Joins two nodes (their network namespaces) by a wire, a veth pair
-/// `wire0` (address `a`) and `wire1` (address `b`) on a /30 of their own,
-/// and routes each node's pod subnet to the other through it (flannel's
-/// host-gw: the nodes share a link, so each is the other's next hop).
-/// Both forward packets that are not theirs (ip_forward).
-pub fn join_nodes(a: &Path, b: &Path, wire: (Ipv4Addr, Ipv4Addr), subnets: (Subnet, Subnet)) -> Result<()> {
+/// `wire0` (address `a`) and `wire1` (address `b`) on a /30 of their own;
+/// both forward packets that are not theirs (ip_forward). Then each sends
+/// the other's pod subnet to it, as `mode` says.
+pub fn join_nodes(
+    a: &Path,
+    b: &Path,
+    wire: (Ipv4Addr, Ipv4Addr),
+    subnets: (Subnet, Subnet),
+    mode: Mode,
+) -> Result<()> {
     in_network_namespace(a, || {
         let node = Netlink::open()?;
         node.add_veth("wire0", "wire1")?;
-        node.move_to("wire1", b)?;
-        node.add_address("wire0", IpAddr::V4(wire.0), 30)?;
-        node.set_up("wire0")?;
-        node.set_up("lo")?;
-        kernel::write_file(Path::new("/proc/sys/net/ipv4/ip_forward"), "1")?;
-        node.add_route(Some((subnets.1.network, subnets.1.prefix)), Some(wire.1), None)
+        node.move_to("wire1", b)
     })?;
-    in_network_namespace(b, || {
-        let node = Netlink::open()?;
-        node.add_address("wire1", IpAddr::V4(wire.1), 30)?;
-        node.set_up("wire1")?;
-        node.set_up("lo")?;
-        kernel::write_file(Path::new("/proc/sys/net/ipv4/ip_forward"), "1")?;
-        node.add_route(Some((subnets.0.network, subnets.0.prefix)), Some(wire.0), None)
-    })
+    let nodes = [(a, "wire0", wire.0, subnets.0), (b, "wire1", wire.1, subnets.1)];
+    for (netns, device, address, _) in nodes {
+        in_network_namespace(netns, || {
+            let node = Netlink::open()?;
+            node.add_address(device, IpAddr::V4(address), 30)?;
+            node.set_up(device)?;
+            node.set_up("lo")?;
+            kernel::write_file(Path::new("/proc/sys/net/ipv4/ip_forward"), "1")
+        })?;
+    }
+    match mode {
+        Mode::Routes => {
+            for ((netns, ..), (_, _, next_hop, theirs)) in [(nodes[0], nodes[1]), (nodes[1], nodes[0])] {
+                in_network_namespace(netns, || {
+                    Netlink::open()?.add_route(Some((theirs.network, theirs.prefix)), Some(next_hop), None)
+                })?;
+            }
+            Ok(())
+        }
+        Mode::Vxlan => join_by_vxlan(&nodes),
+    }
 }
 // ANCHOR_END: join_nodes
+
+// ANCHOR: join_by_vxlan
+/// The overlay: on each node a VXLAN device (VNI 1, UDP 4789 over the
+/// wire) with the address `SUBNET.0/32`. Each node then knows three things
+/// of the other, as flannel writes them: a route to its pod subnet via its
+/// VXLAN device's address, taken to be on the device's link (onlink); that
+/// address's MAC (a permanent ARP entry); and where frames for that MAC go,
+/// the other node's address on the wire (a forwarding entry).
+fn join_by_vxlan(nodes: &[(&Path, &str, Ipv4Addr, Subnet); 2]) -> Result<()> {
+    let mut macs = Vec::new();
+    for (netns, device, address, ours) in nodes {
+        macs.push(in_network_namespace(netns, || {
+            let node = Netlink::open()?;
+            node.add_vxlan(VXLAN_DEVICE, 1, IpAddr::V4(*address), device)?;
+            node.add_address(VXLAN_DEVICE, IpAddr::V4(ours.network), 32)?;
+            node.set_up(VXLAN_DEVICE)?;
+            node.mac_of(VXLAN_DEVICE)
+        })?);
+    }
+    for (this, other) in [(0, 1), (1, 0)] {
+        let (netns, ..) = nodes[this];
+        let (_, _, their_wire, theirs) = nodes[other];
+        in_network_namespace(netns, || {
+            let node = Netlink::open()?;
+            node.add_neighbour(VXLAN_DEVICE, theirs.network, macs[other])?;
+            node.add_forwarding(VXLAN_DEVICE, macs[other], their_wire)?;
+            node.add_onlink_route((theirs.network, theirs.prefix), theirs.network, VXLAN_DEVICE)
+        })?;
+    }
+    Ok(())
+}
+// ANCHOR_END: join_by_vxlan
+
+/// What a frame seen on the wire holds, if it is a VXLAN packet carrying
+/// an IPv4 packet: its outer addresses, its VNI, and the inner addresses
+/// and protocol, as a line. (Ethernet, IPv4, UDP to 4789, an 8-byte VXLAN
+/// header, then the pod's own Ethernet frame.)
+pub fn read_vxlan(frame: &[u8]) -> Option<String> {
+    let ipv4 = |packet: &[u8]| -> Option<(Ipv4Addr, Ipv4Addr, u8, usize)> {
+        if packet.len() < 20 || packet[0] >> 4 != 4 {
+            return None;
+        }
+        let header = usize::from(packet[0] & 0x0f) * 4;
+        let address = |at: usize| Ipv4Addr::new(packet[at], packet[at + 1], packet[at + 2], packet[at + 3]);
+        Some((address(12), address(16), packet[9], header))
+    };
+    let outer = frame.get(14..).filter(|_| frame.get(12..14) == Some(&[0x08, 0x00]))?;
+    let (source, destination, protocol, header) = ipv4(outer)?;
+    let udp = outer.get(header..).filter(|_| protocol == 17)?;
+    if udp.get(2..4)? != 4789u16.to_be_bytes() {
+        return None;
+    }
+    let vxlan = udp.get(8..16)?;
+    let vni = u32::from_be_bytes([0, vxlan[4], vxlan[5], vxlan[6]]);
+    let inner_frame = udp.get(16..)?;
+    let inner = inner_frame.get(14..).filter(|_| inner_frame.get(12..14) == Some(&[0x08, 0x00]))?;
+    let (inner_source, inner_destination, inner_protocol, inner_header) = ipv4(inner)?;
+    let what = match inner_protocol {
+        6 => {
+            let port = inner.get(inner_header + 2..inner_header + 4)?;
+            format!("TCP to port {}", u16::from_be_bytes([port[0], port[1]]))
+        }
+        1 => "ICMP".to_string(),
+        other => format!("protocol {other}"),
+    };
+    Some(format!(
+        "outside: {source} -> {destination}, UDP to port 4789, VXLAN VNI {vni}; inside: {inner_source} -> \
+         {inner_destination}, {what}"
+    ))
+}
 
 // ANCHOR: say_hello
 /// A real TCP connection from the pod whose network namespace is `from` to

@@ -35,6 +35,8 @@ mod terminals;
 pub use terminals::*;
 mod netlink;
 pub use netlink::*;
+mod packets;
+pub use packets::*;
 
 fn failed(call: String, errno: Errno) -> Error {
     Error::new(format!("{call} failed: {} ({errno:?})", errno.desc()))

@@ -190,6 +190,75 @@ impl Netlink {
         self.run(&told, self.handle.route().add(builder.build()).execute())
     }
 
+    /// RTM_NEWROUTE of a route whose gateway is taken to be on `device`'s
+    /// link even though no address of the device's covers it (`onlink`):
+    /// how a VXLAN overlay names the other node's end as the next hop.
+    pub fn add_onlink_route(
+        &self,
+        destination: (Ipv4Addr, u8),
+        gateway: Ipv4Addr,
+        device: &str,
+    ) -> Result<()> {
+        let (ip, prefix) = destination;
+        let told = format!("RTM_NEWROUTE: packets for {ip}/{prefix} go via {gateway} on {device:?} (onlink)");
+        let message = RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(ip, prefix)
+            .gateway(gateway)
+            .output_interface(self.index(device)?)
+            .onlink()
+            .build();
+        self.run(&told, self.handle.route().add(message).execute())
+    }
+
+    /// RTM_NEWNEIGH of a permanent ARP entry: `ip` has the hardware
+    /// address `mac` on `device` (`ip neigh add IP lladdr MAC dev NAME
+    /// nud permanent`), so the kernel never asks.
+    pub fn add_neighbour(&self, device: &str, ip: Ipv4Addr, mac: [u8; 6]) -> Result<()> {
+        let told = format!("RTM_NEWNEIGH: {ip} is {} on {device:?} (a permanent ARP entry)", mac_text(&mac));
+        let request = self
+            .handle
+            .neighbours()
+            .add(self.index(device)?, IpAddr::V4(ip))
+            .link_layer_address(&mac)
+            .state(netlink_packet_route::neighbour::NeighbourState::Permanent);
+        self.run(&told, request.execute())
+    }
+
+    /// RTM_NEWNEIGH of a forwarding entry of a VXLAN device's own: frames
+    /// for `mac` go inside UDP to `destination` (`bridge fdb append MAC
+    /// dev NAME dst IP self permanent`).
+    pub fn add_forwarding(&self, device: &str, mac: [u8; 6], destination: Ipv4Addr) -> Result<()> {
+        let told = format!(
+            "RTM_NEWNEIGH: frames for {} on {device:?} go to {destination} (a VXLAN forwarding entry)",
+            mac_text(&mac)
+        );
+        let request = self
+            .handle
+            .neighbours()
+            .add_bridge(self.index(device)?, &mac)
+            .destination(IpAddr::V4(destination))
+            .flags(netlink_packet_route::neighbour::NeighbourFlags::Own)
+            .state(netlink_packet_route::neighbour::NeighbourState::Permanent);
+        self.run(&told, request.execute())
+    }
+
+    /// The hardware (MAC) address of `name` (looks only).
+    pub fn mac_of(&self, name: &str) -> Result<[u8; 6]> {
+        let mut request = self.handle.link().get().match_name(name.to_string()).execute();
+        let link = self
+            .runtime
+            .block_on(request.try_next())
+            .map_err(|e| Error::new(format!("RTM_GETLINK {name:?}: {}", plain(&e))))?
+            .ok_or_else(|| Error::new(format!("there is no network device {name:?} here")))?;
+        link.attributes
+            .iter()
+            .find_map(|a| match a {
+                LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+                _ => None,
+            })
+            .ok_or_else(|| Error::new(format!("{name:?} has no hardware address")))
+    }
+
     /// The addresses of `name` (`ip addr show NAME`; looks only).
     pub fn addresses(&self, name: &str) -> Result<Vec<(IpAddr, u8)>> {
         let index = self.index(name)?;
@@ -272,6 +341,11 @@ impl Netlink {
             })
             .collect())
     }
+}
+
+/// A MAC address as `ip` writes it.
+pub fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 /// A netlink error as a person reads it: the kernel's errno, named.
