@@ -457,7 +457,11 @@ pub fn normalize(text: &str) -> String {
     let text = PORT.replace_all(text, "127.0.0.1:[port]");
     let text = PARTIAL.replace_all(&text, ".partial.[pid]");
     let text = TASK.replace_all(&text, "/task/[tid]/");
-    let text = MAC.replace_all(&text, "[mac]");
+    let text = MAC.replace_all(&text, |found: &regex::Captures| match &found[0] {
+        // loopback's and broadcast's are the same everywhere
+        fixed @ ("00:00:00:00:00:00" | "ff:ff:ff:ff:ff:ff") => fixed.to_string(),
+        _ => "[mac]".to_string(),
+    });
     let text = UUID.replace_all(&text, "[uuid]");
     let text = HOST_PID.replace_all(&text, "${1}[pid]");
     let text = DIGEST.replace_all(&text, |found: &regex::Captures| {
