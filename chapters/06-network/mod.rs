@@ -9,6 +9,7 @@
 //! nodes' pod subnets to them. Everything here is netlink messages, sent by
 //! the kernel seam and told in plain words; no `ip` is run.
 
+pub mod cni;
 pub mod ipam;
 
 use crate::scenario::{same_everywhere, Level, Scenario};

@@ -1,0 +1,407 @@
+//! Level 6's CNI plugin, run as container runtimes run plugins: a program
+//! with CNI_* in its environment and the network's configuration on stdin,
+//! in the node's network namespace (here one the test makes). Compared
+//! with Debian's reference plugins (bridge and host-local, in
+//! /usr/lib/cni) on the same configuration; tried with malformed input,
+//! each answered with the specification's error JSON and nothing half made.
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use podlab::kernel::{in_network_namespace, Netlink};
+use podlab::network::Namespaces;
+use serde_json::{json, Value};
+
+const REFERENCE: &str = "/usr/lib/cni";
+
+fn needs_root(test: &str) -> bool {
+    common::can_run(
+        test,
+        (!nix::unistd::geteuid().is_root())
+            .then(|| "it makes network namespaces, which needs root".to_string()),
+    )
+}
+
+fn needs_reference(test: &str) -> bool {
+    needs_root(test)
+        && common::can_run(
+            test,
+            (!Path::new(REFERENCE).join("bridge").exists()).then(|| {
+                "the reference CNI plugins are not installed (apt-get install containernetworking-plugins)"
+                    .to_string()
+            }),
+        )
+}
+
+fn ours() -> PathBuf {
+    common::example("06-cni")
+}
+
+/// What a plugin said: its exit status and its stdout, as JSON if it is.
+struct Said {
+    code: Option<i32>,
+    stdout: String,
+}
+
+impl Said {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.stdout))
+    }
+}
+
+/// Runs `program` as a runtime runs a plugin, in the node's namespace:
+/// `env` as its CNI_* variables (only those), `config` on its stdin.
+fn plugin(program: &Path, node: &Path, env: &[(&str, &str)], config: &str) -> Said {
+    let output = in_network_namespace(node, || {
+        let mut child = Command::new(program)
+            .env_clear()
+            .env("CNI_PATH", REFERENCE)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), config.as_bytes()).unwrap();
+        Ok(child.wait_with_output().unwrap())
+    })
+    .unwrap();
+    Said { code: output.status.code(), stdout: String::from_utf8_lossy(&output.stdout).into_owned() }
+}
+
+fn add_env<'a>(id: &'a str, netns: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![("CNI_COMMAND", "ADD"), ("CNI_CONTAINERID", id), ("CNI_NETNS", netns), ("CNI_IFNAME", "eth0")]
+}
+
+fn config(kind: &str, data_dir: &Path, version: &str) -> Value {
+    json!({
+        "cniVersion": version,
+        "name": "pods",
+        "type": kind,
+        "bridge": "cni0",
+        "isGateway": true,
+        "ipam": {
+            "type": "host-local",
+            "subnet": "10.244.1.0/24",
+            "routes": [{"dst": "0.0.0.0/0"}],
+            "dataDir": data_dir,
+        },
+    })
+}
+
+/// What a pod's namespace holds, as netlink reads it back: its links, the
+/// IPv4 addresses of eth0, its default route's gateway.
+fn pod_view(pod: &Path) -> (Vec<String>, Vec<(IpAddr, u8)>, Option<IpAddr>) {
+    in_network_namespace(pod, || {
+        let netlink = Netlink::open()?;
+        let mut links = netlink.links()?;
+        links.sort();
+        let addresses = match netlink.index_of("eth0")? {
+            Some(_) => netlink.addresses("eth0")?.into_iter().filter(|(ip, _)| ip.is_ipv4()).collect(),
+            None => Vec::new(),
+        };
+        let gateway = netlink.routes()?.into_iter().find(|r| r.destination.is_none()).and_then(|r| r.gateway);
+        Ok((links, addresses, gateway))
+    })
+    .unwrap()
+}
+
+/// The node's veth ends (by their kind of name, both plugins' "veth...").
+fn node_veths(node: &Path) -> usize {
+    in_network_namespace(node, || {
+        Ok(Netlink::open()?.links()?.iter().filter(|l| l.starts_with("veth")).count())
+    })
+    .unwrap()
+}
+
+/// The result's meaning: interface names and which are in the sandbox,
+/// addresses with gateways, routes (a route with no gateway goes via the
+/// address's).
+fn meaning(result: &Value) -> Value {
+    let gateway = result["ips"][0]["gateway"].clone();
+    let sandboxes: Vec<Value> = result["interfaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i.get("sandbox").is_some_and(|s| s.as_str() != Some("")))
+        .map(|i| i["name"].clone())
+        .collect();
+    let routes: Vec<Value> = result["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| json!({"dst": r["dst"], "gw": if r["gw"].is_null() { gateway.clone() } else { r["gw"].clone() }}))
+        .collect();
+    json!({
+        "interfaces": result["interfaces"].as_array().unwrap().len(),
+        "in the sandbox": sandboxes,
+        "ips": result["ips"].as_array().unwrap().iter().map(|i| json!([i["address"], i["gateway"]])).collect::<Vec<_>>(),
+        "routes": routes,
+        "cniVersion": result["cniVersion"],
+    })
+}
+
+/// The same configuration through the reference bridge + host-local and
+/// through ours, each on a node of its own: results equal in meaning, the
+/// pods' namespaces the same as netlink reads them back, CHECK content with
+/// what ADD made, and after DEL the same nothing (a second DEL too).
+#[test]
+fn ours_and_the_reference_bridge_make_the_same_network() {
+    if !needs_reference("ours_and_the_reference_bridge_make_the_same_network") {
+        return;
+    }
+    let mut namespaces = Namespaces::new().unwrap();
+    let mut seen = Vec::new();
+    for (name, program) in [("reference", Path::new(REFERENCE).join("bridge")), ("ours", ours())] {
+        let node = namespaces.make(&format!("node-{name}")).unwrap();
+        let pod = namespaces.make(&format!("pod-{name}")).unwrap();
+        let data = namespaces.dir.join(format!("ipam-{name}"));
+        let config = config(if name == "ours" { "podlab-bridge" } else { "bridge" }, &data, "1.0.0");
+        let netns = pod.to_str().unwrap();
+        let added = plugin(&program, &node, &add_env("pod-a", netns), &config.to_string());
+        assert_eq!(added.code, Some(0), "{name} ADD: {}", added.stdout);
+        let result = added.json();
+        let view = pod_view(&pod);
+        let mut checked_config = config.clone();
+        checked_config["prevResult"] = result.clone();
+        let mut check = add_env("pod-a", netns);
+        check[0].1 = "CHECK";
+        let checked = plugin(&program, &node, &check, &checked_config.to_string());
+        assert_eq!(checked.code, Some(0), "{name} CHECK: {}", checked.stdout);
+        assert_eq!(node_veths(&node), 1, "{name}: one veth end on the node");
+        let mut del = add_env("pod-a", netns);
+        del[0].1 = "DEL";
+        for time in ["first", "second"] {
+            let deleted = plugin(&program, &node, &del, &config.to_string());
+            assert_eq!(deleted.code, Some(0), "{name} {time} DEL: {}", deleted.stdout);
+        }
+        let after = (pod_view(&pod), node_veths(&node), reservations(&data.join("pods")));
+        seen.push((name, meaning(&result), view, after));
+    }
+    let (ours, reference) = (&seen[1], &seen[0]);
+    assert_eq!(ours.1, reference.1, "the results' meaning: ours (left), the reference's (right)");
+    assert_eq!(ours.2, reference.2, "the pod after ADD: ours (left), the reference's (right)");
+    assert_eq!(ours.3, reference.3, "after DEL: ours (left), the reference's (right)");
+    assert_eq!(ours.3, ((vec!["lo".to_string()], vec![], None), 0, vec![]), "nothing left");
+}
+
+/// The addresses a host-local-style directory holds.
+fn reservations(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    names.retain(|n| n.parse::<std::net::Ipv4Addr>().is_ok());
+    names.sort();
+    names
+}
+
+/// Malformed input, each answered with the specification's error JSON
+/// (its cniVersion, a code, a message) and a failing exit status, with
+/// nothing made: no veth on the node, no address reserved.
+#[test]
+fn malformed_input_gets_the_specs_errors_and_nothing_is_made() {
+    if !needs_root("malformed_input_gets_the_specs_errors_and_nothing_is_made") {
+        return;
+    }
+    let mut namespaces = Namespaces::new().unwrap();
+    let node = namespaces.make("node").unwrap();
+    let pod = namespaces.make("pod").unwrap();
+    // A pod that has an eth0 already.
+    let taken = namespaces.make("taken").unwrap();
+    in_network_namespace(&taken, || Netlink::open()?.add_veth("eth0", "other0")).unwrap();
+    let data = namespaces.dir.join("ipam");
+    let good = config("podlab-bridge", &data, "1.1.0");
+    let with = |edit: &dyn Fn(&mut Value)| {
+        let mut config = good.clone();
+        edit(&mut config);
+        config.to_string()
+    };
+    let netns = pod.to_str().unwrap().to_string();
+    let not_netns = namespaces.dir.join("ipam-not-a-netns");
+    std::fs::write(&not_netns, "").unwrap();
+    let env = |command: &str, netns: &str, ifname: &str| -> Vec<(String, String)> {
+        vec![
+            ("CNI_COMMAND".into(), command.into()),
+            ("CNI_CONTAINERID".into(), "bad".into()),
+            ("CNI_NETNS".into(), netns.into()),
+            ("CNI_IFNAME".into(), ifname.into()),
+        ]
+    };
+    let add = |netns: &str| env("ADD", netns, "eth0");
+    type Case = (&'static str, Vec<(String, String)>, String, u32);
+    let cases: Vec<Case> = vec![
+        ("stdin that is not JSON", add(&netns), "{ not json".into(), 6),
+        ("an empty stdin", add(&netns), String::new(), 6),
+        ("no cniVersion", add(&netns), with(&|c| drop(c.as_object_mut().unwrap().remove("cniVersion"))), 7),
+        ("an unknown cniVersion", add(&netns), with(&|c| c["cniVersion"] = json!("9.9.9")), 1),
+        ("an older cniVersion", add(&netns), with(&|c| c["cniVersion"] = json!("0.3.1")), 1),
+        ("no name", add(&netns), with(&|c| drop(c.as_object_mut().unwrap().remove("name"))), 7),
+        ("a name that climbs", add(&netns), with(&|c| c["name"] = json!("..")), 7),
+        ("no type", add(&netns), with(&|c| drop(c.as_object_mut().unwrap().remove("type"))), 7),
+        ("no ipam", add(&netns), with(&|c| drop(c.as_object_mut().unwrap().remove("ipam"))), 7),
+        ("another ipam type", add(&netns), with(&|c| c["ipam"]["type"] = json!("dhcp")), 2),
+        ("no subnet", add(&netns), with(&|c| drop(c["ipam"].as_object_mut().unwrap().remove("subnet"))), 7),
+        (
+            "a subnet that does not parse",
+            add(&netns),
+            with(&|c| c["ipam"]["subnet"] = json!("10.244.1/33")),
+            7,
+        ),
+        ("a bridge name too long", add(&netns), with(&|c| c["bridge"] = json!("a-bridge-name-too-long")), 7),
+        ("a netns that does not exist", add("/tmp/podlab-no-such-netns"), good.to_string(), 3),
+        ("a netns that is not one", add(not_netns.to_str().unwrap()), good.to_string(), 3),
+        ("an ifname too long", env("ADD", &netns, "an-ifname-too-long"), good.to_string(), 4),
+        ("an ifname with a slash", env("ADD", &netns, "eth/0"), good.to_string(), 4),
+        ("an ifname taken already", add(taken.to_str().unwrap()), good.to_string(), 5),
+        ("no CNI_COMMAND", add(&netns).into_iter().skip(1).collect(), good.to_string(), 4),
+        ("an unknown CNI_COMMAND", env("MAKE", &netns, "eth0"), good.to_string(), 4),
+        (
+            "no CNI_CONTAINERID",
+            add(&netns).into_iter().filter(|(k, _)| k != "CNI_CONTAINERID").collect(),
+            good.to_string(),
+            4,
+        ),
+        (
+            "no CNI_NETNS",
+            add(&netns).into_iter().filter(|(k, _)| k != "CNI_NETNS").collect(),
+            good.to_string(),
+            4,
+        ),
+        (
+            "no CNI_IFNAME",
+            add(&netns).into_iter().filter(|(k, _)| k != "CNI_IFNAME").collect(),
+            good.to_string(),
+            4,
+        ),
+        ("CHECK without prevResult", env("CHECK", &netns, "eth0"), good.to_string(), 7),
+    ];
+    assert!(cases.len() >= 20);
+    for (case, env, stdin, code) in cases {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let said = plugin(&ours(), &node, &env, &stdin);
+        assert_ne!(said.code, Some(0), "{case}: succeeded: {}", said.stdout);
+        let error = said.json();
+        assert_eq!(error["code"], json!(code), "{case}: {error}");
+        assert!(error["msg"].as_str().is_some_and(|m| !m.is_empty()), "{case}: {error}");
+        assert!(error["cniVersion"].as_str().is_some(), "{case}: {error}");
+        assert_eq!(node_veths(&node), 0, "{case}: a veth was left on the node");
+        assert!(reservations(&data.join("pods")).is_empty(), "{case}: an address was left reserved");
+    }
+    assert_eq!(pod_view(&pod).0, ["lo"], "nothing was made in the pod");
+}
+
+/// VERSION names the versions spoken; a DEL after the pod's namespace is
+/// gone still frees everything on the node's side; GC frees what no valid
+/// attachment holds; STATUS says code 50 once the range is exhausted.
+#[test]
+fn version_del_without_netns_gc_and_status() {
+    if !needs_root("version_del_without_netns_gc_and_status") {
+        return;
+    }
+    let mut namespaces = Namespaces::new().unwrap();
+    let node = namespaces.make("node").unwrap();
+    let data = namespaces.dir.join("ipam");
+    let mut config = config("podlab-bridge", &data, "1.1.0");
+    let version = plugin(&ours(), &node, &[("CNI_COMMAND", "VERSION")], &config.to_string());
+    assert_eq!(
+        version.json(),
+        json!({"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]})
+    );
+
+    let gone = namespaces.make("gone").unwrap();
+    let kept = namespaces.make("kept").unwrap();
+    for (id, pod) in [("gone", &gone), ("kept", &kept), ("stale", &namespaces.make("stale").unwrap())] {
+        let added = plugin(&ours(), &node, &add_env(id, pod.to_str().unwrap()), &config.to_string());
+        assert_eq!(added.code, Some(0), "{}", added.stdout);
+    }
+    assert_eq!(reservations(&data.join("pods")).len(), 3);
+    podlab::kernel::remove_network_namespace(&gone).unwrap();
+    let del = [
+        ("CNI_COMMAND", "DEL"),
+        ("CNI_CONTAINERID", "gone"),
+        ("CNI_NETNS", gone.to_str().unwrap()),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let deleted = plugin(&ours(), &node, &del, &config.to_string());
+    assert_eq!(deleted.code, Some(0), "{}", deleted.stdout);
+    assert_eq!(reservations(&data.join("pods")), ["10.244.1.3", "10.244.1.4"]);
+
+    config["cni.dev/valid-attachments"] = json!([{"containerID": "kept", "ifname": "eth0"}]);
+    let collected = plugin(&ours(), &node, &[("CNI_COMMAND", "GC")], &config.to_string());
+    assert_eq!(collected.code, Some(0), "{}", collected.stdout);
+    assert_eq!(reservations(&data.join("pods")), ["10.244.1.3"], "only the valid attachment's");
+    assert_eq!(node_veths(&node), 1, "the stale pod's veth end went with its address");
+
+    let small = |c: &mut Value| c["ipam"]["subnet"] = json!("10.244.9.0/30");
+    let mut tiny = config.clone();
+    small(&mut tiny);
+    tiny["ipam"]["dataDir"] = json!(namespaces.dir.join("ipam-tiny"));
+    let ready = plugin(&ours(), &node, &[("CNI_COMMAND", "STATUS")], &tiny.to_string());
+    assert_eq!(ready.code, Some(0), "{}", ready.stdout);
+    let one = namespaces.make("one").unwrap();
+    assert_eq!(
+        plugin(&ours(), &node, &add_env("one", one.to_str().unwrap()), &tiny.to_string()).code,
+        Some(0)
+    );
+    let status = plugin(&ours(), &node, &[("CNI_COMMAND", "STATUS")], &tiny.to_string());
+    assert_eq!(status.json()["code"], json!(50), "{}", status.stdout);
+    let two = namespaces.make("two").unwrap();
+    let refused = plugin(&ours(), &node, &add_env("two", two.to_str().unwrap()), &tiny.to_string());
+    assert_eq!(refused.json()["code"], json!(11), "an exhausted range: try again later: {}", refused.stdout);
+}
+
+/// 50 ADDs at once get 50 different addresses; 50 DELs free them all, and
+/// nothing is left on the node.
+#[test]
+fn fifty_adds_at_once_get_fifty_addresses() {
+    if !needs_root("fifty_adds_at_once_get_fifty_addresses") {
+        return;
+    }
+    let mut namespaces = Namespaces::new().unwrap();
+    let node = namespaces.make("node").unwrap();
+    let pods: Vec<PathBuf> = (0..50).map(|n| namespaces.make(&format!("pod-{n}")).unwrap()).collect();
+    let data = namespaces.dir.join("ipam");
+    let config = config("podlab-bridge", &data, "1.1.0").to_string();
+    let run_all = |command: &'static str| -> Vec<Said> {
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = pods
+                .iter()
+                .enumerate()
+                .map(|(n, pod)| {
+                    let (node, config) = (&node, &config);
+                    scope.spawn(move || {
+                        let id = format!("pod-{n}");
+                        let env = [
+                            ("CNI_COMMAND", command),
+                            ("CNI_CONTAINERID", &id),
+                            ("CNI_NETNS", pod.to_str().unwrap()),
+                            ("CNI_IFNAME", "eth0"),
+                        ];
+                        plugin(&ours(), node, &env, config)
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        })
+    };
+    let added = run_all("ADD");
+    let mut addresses: Vec<String> = added
+        .iter()
+        .map(|said| {
+            assert_eq!(said.code, Some(0), "{}", said.stdout);
+            said.json()["ips"][0]["address"].as_str().unwrap().to_string()
+        })
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), 50);
+    assert_eq!(node_veths(&node), 50);
+    for said in run_all("DEL") {
+        assert_eq!(said.code, Some(0), "{}", said.stdout);
+    }
+    assert!(reservations(&data.join("pods")).is_empty());
+    assert_eq!(node_veths(&node), 0);
+}
