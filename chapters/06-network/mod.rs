@@ -144,8 +144,7 @@ impl Network {
                     "the pod's network namespace has an interface {ifname:?} already"
                 )));
             }
-            pod.add_veth(ifname, host)?;
-            pod.move_to(host, &here)?;
+            pod.add_veth_across(ifname, host, &here)?;
             pod.set_mtu(ifname, mtu)?;
             pod.add_address(ifname, IpAddr::V4(attachment.address), attachment.prefix)?;
             pod.set_up(ifname)?;
