@@ -405,3 +405,80 @@ fn fifty_adds_at_once_get_fifty_addresses() {
     assert!(reservations(&data.join("pods")).is_empty());
     assert_eq!(node_veths(&node), 0);
 }
+
+/// The runner, playing the container runtime: of a `net.d` directory it
+/// takes the configuration list that sorts first, finds each plugin by its
+/// type, and runs the chain: theirs before ours (loopback), ours, theirs
+/// after ours (bandwidth, which shapes the pod's traffic with tc and an
+/// ifb device), each given the result so far. ADD's result is cached as
+/// libcni caches it; CHECK passes; DEL runs the chain backwards and leaves
+/// nothing, cache included.
+#[test]
+fn the_runner_runs_the_first_configuration_as_a_chain_with_theirs() {
+    if !needs_reference("the_runner_runs_the_first_configuration_as_a_chain_with_theirs") {
+        return;
+    }
+    use podlab::network::runner::{pick_config, Attachment, Runtime};
+    let mut namespaces = Namespaces::new().unwrap();
+    let node = namespaces.make("node").unwrap();
+    let pod = namespaces.make("pod").unwrap();
+    let net_d = namespaces.dir.join("net.d");
+    let bin = namespaces.dir.join("bin");
+    std::fs::create_dir_all(&net_d).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(ours(), bin.join("podlab-bridge")).unwrap();
+    let mut ours_config = config("podlab-bridge", &namespaces.dir.join("ipam"), "1.0.0");
+    ours_config.as_object_mut().unwrap().remove("cniVersion");
+    let chain = json!({
+        "cniVersion": "1.0.0",
+        "name": "pods",
+        "plugins": [
+            {"type": "loopback"},
+            ours_config,
+            {"type": "bandwidth", "ingressRate": 1_000_000, "ingressBurst": 100_000, "egressRate": 1_000_000, "egressBurst": 100_000},
+        ],
+    });
+    std::fs::write(net_d.join("10-pods.conflist"), chain.to_string()).unwrap();
+    std::fs::write(
+        net_d.join("20-later.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "later", "plugins": [{"type": "no-such-plugin"}]}"#,
+    )
+    .unwrap();
+    std::fs::write(net_d.join("00-notes.txt"), "not a configuration").unwrap();
+    let list = pick_config(&net_d).unwrap();
+    assert_eq!((list.name.as_str(), list.plugins.len()), ("pods", 3), "the first of the configurations");
+    let runtime = Runtime {
+        plugin_dirs: vec![bin.clone(), PathBuf::from(REFERENCE)],
+        cache_dir: namespaces.dir.join("cache"),
+    };
+    let attachment = Attachment { container_id: "pod-a", netns: &pod, ifname: "eth0" };
+
+    let result = in_network_namespace(&node, || runtime.add(&list, &attachment)).unwrap();
+    let names: Vec<&str> =
+        result["interfaces"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names[0], "lo", "loopback's first: {result}");
+    assert_eq!(&names[1..4], ["cni0", podlab::network::host_veth_name("pod-a", "eth0").as_str(), "eth0"]);
+    assert!(names.len() == 5 && names[4].starts_with("bwp"), "bandwidth's ifb device last: {names:?}");
+    let ours_address =
+        result["ips"].as_array().unwrap().iter().find(|ip| ip["interface"] == json!(3)).unwrap();
+    assert_eq!(ours_address["address"], json!("10.244.1.2/24"));
+    let cached = namespaces.dir.join("cache/results/pods-pod-a-eth0");
+    let cache: Value = serde_json::from_str(&std::fs::read_to_string(&cached).unwrap()).unwrap();
+    assert_eq!(cache["result"], result);
+    let shaped = in_network_namespace(&node, || {
+        Ok(Netlink::open()?.links()?.iter().filter(|l| l.starts_with("bwp")).count())
+    })
+    .unwrap();
+    assert_eq!(shaped, 1, "bandwidth's ifb device on the node");
+    assert_eq!(pod_view(&pod).1, [(IpAddr::V4("10.244.1.2".parse().unwrap()), 24)]);
+
+    in_network_namespace(&node, || runtime.check(&list, &attachment)).unwrap();
+    in_network_namespace(&node, || runtime.del(&list, &attachment)).unwrap();
+    assert!(!cached.exists(), "the cached result goes with DEL");
+    let left = in_network_namespace(&node, || Netlink::open()?.links()).unwrap();
+    assert!(!left.iter().any(|l| l.starts_with("veth") || l.starts_with("bwp")), "{left:?}");
+    assert_eq!(pod_view(&pod).0, ["lo"]);
+    assert!(reservations(&namespaces.dir.join("ipam/pods")).is_empty());
+    let said = in_network_namespace(&node, || runtime.check(&list, &attachment)).unwrap_err().to_string();
+    assert!(said.contains("no cached result"), "{said}");
+}

@@ -15,6 +15,7 @@ scenario_tests!(podlab::network::LEVEL;
     one_node_scenario => "one-node",
     two_nodes_scenario => "two-nodes",
     two_nodes_vxlan_scenario => "two-nodes-vxlan",
+    leftovers_scenario => "leftovers",
 );
 
 fn needs_root(test: &str) -> bool {

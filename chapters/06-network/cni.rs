@@ -258,33 +258,54 @@ fn add(request: &Request) -> Result<String, CniError> {
         Ok((node.mac_of(&network.bridge)?, node.mac_of(&attached.host_veth)?, pod))
     })()
     .map_err(|e| error(code::IO_FAILURE, "the interface was made but cannot be read back", e.to_string()))?;
+    // In a chain, what the plugins before made comes first, and ours is
+    // added to it; the address names its interface by its place in the list.
+    let mut result = match &request.config["prevResult"] {
+        Value::Object(previous) => Value::Object(previous.clone()),
+        _ => json!({"interfaces": [], "ips": [], "routes": [], "dns": {}}),
+    };
+    result["cniVersion"] = json!(request.version);
+    for list in ["interfaces", "ips", "routes"] {
+        if !result[list].is_array() {
+            result[list] = json!([]);
+        }
+    }
+    let interfaces = result["interfaces"].as_array_mut().expect("made an array above");
+    interfaces.push(json!({"name": network.bridge, "mac": mac_text(&macs.0)}));
+    interfaces.push(json!({"name": attached.host_veth, "mac": mac_text(&macs.1)}));
+    interfaces.push(json!({"name": request.ifname, "mac": mac_text(&macs.2), "sandbox": request.netns}));
+    let pod_interface = interfaces.len() - 1;
     let mut address = json!({
         "address": format!("{}/{}", attached.address, attached.prefix),
         "gateway": attached.gateway.to_string(),
-        "interface": 2,
+        "interface": pod_interface,
     });
     if request.version == "0.4.0" {
         address["version"] = json!("4");
     }
-    let result = json!({
-        "cniVersion": request.version,
-        "interfaces": [
-            {"name": network.bridge, "mac": mac_text(&macs.0)},
-            {"name": attached.host_veth, "mac": mac_text(&macs.1)},
-            {"name": request.ifname, "mac": mac_text(&macs.2), "sandbox": request.netns},
-        ],
-        "ips": [address],
-        "routes": [{"dst": "0.0.0.0/0", "gw": attached.gateway.to_string()}],
-        "dns": {},
-    });
+    result["ips"].as_array_mut().expect("made an array above").push(address);
+    let route = json!({"dst": "0.0.0.0/0", "gw": attached.gateway.to_string()});
+    result["routes"].as_array_mut().expect("made an array above").push(route);
     Ok(result.to_string())
+}
+
+/// The address ADD gave `ifname` in a result: the one whose interface is
+/// `ifname` in a sandbox (in a chain, other plugins may have given others).
+fn address_of<'a>(result: &'a Value, ifname: &str) -> Option<&'a str> {
+    let interfaces = result["interfaces"].as_array()?;
+    result["ips"].as_array()?.iter().find_map(|ip| {
+        let interface = &interfaces[ip["interface"].as_u64()? as usize];
+        let ours =
+            interface["name"] == ifname && interface["sandbox"].as_str().is_some_and(|s| !s.is_empty());
+        ours.then(|| ip["address"].as_str()).flatten()
+    })
 }
 
 /// CHECK: the container still has what ADD gave it (its `prevResult`).
 fn check(request: &Request) -> Result<String, CniError> {
     network_of(&request.config)?;
     let previous = &request.config["prevResult"];
-    let expected = previous["ips"][0]["address"].as_str().ok_or_else(|| {
+    let expected = address_of(previous, &request.ifname).ok_or_else(|| {
         error(
             code::INVALID_CONFIG,
             "CHECK needs the result of ADD (prevResult) to check against",

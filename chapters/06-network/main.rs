@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use podlab::error::{finish, Result};
 use podlab::kernel::{self, in_network_namespace, Capture, Netlink};
 use podlab::narrate;
-use podlab::network::{join_nodes, read_vxlan, say_hello, Attachment, Mode, Namespaces, Network};
+use podlab::network::{
+    join_nodes, read_vxlan, runner, say_hello, Attachment, Ipam, Mode, Namespaces, Network,
+};
 
 /// Level 6: networks for containers. Every pod gets an address of its own
 /// and reaches every other pod, on any node, without NAT. On a node: a
@@ -23,7 +25,8 @@ use podlab::network::{join_nodes, read_vxlan, say_hello, Attachment, Mode, Names
     after_help = "Examples (as root):\n  \
         cargo run --example 06-network -- one-node\n  \
         cargo run --example 06-network -- two-nodes\n  \
-        cargo run --example 06-network -- two-nodes --mode vxlan\n\n\
+        cargo run --example 06-network -- two-nodes --mode vxlan\n  \
+        cargo run --example 06-network -- leftovers\n\n\
         Compare with ip(8), in a namespace of your own: unshare -n sh -c 'ip link add br0 type bridge; ip -d link'"
 )]
 struct Args {
@@ -39,6 +42,11 @@ struct Args {
 enum Command {
     /// One node, two pods on its bridge; pod one says hello to pod two.
     OneNode,
+    /// What a node that dies leaves behind, and CNI 1.1's GC that frees it:
+    /// three pods get networks through our CNI plugin (06-cni, run as a
+    /// runtime runs it); two of them vanish with no DEL; GC, told the one
+    /// still valid, frees the rest.
+    Leftovers,
     /// Two nodes joined by a wire; a pod on node 1 says hello to a pod on
     /// node 2, and back.
     TwoNodes {
@@ -80,6 +88,7 @@ fn run(command: Command) -> Result<ExitCode> {
             routes("node", &node)?;
             hello("one", &one, "two", &two, b.address)?;
         }
+        Command::Leftovers => leftovers(&mut namespaces)?,
         Command::TwoNodes { mode } => {
             let (mut net1, mut net2) =
                 (network("10.244.1.0/24", "ipam-1")?, network("10.244.2.0/24", "ipam-2")?);
@@ -112,6 +121,56 @@ fn run(command: Command) -> Result<ExitCode> {
     }
     drop(namespaces);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The leftovers a crash makes, and GC.
+fn leftovers(namespaces: &mut Namespaces) -> Result<()> {
+    let plugin = std::env::current_exe()
+        .map_err(|e| podlab::error::Error::new(format!("where am I? {e}")))?
+        .with_file_name("06-cni");
+    if !plugin.exists() {
+        return Err(podlab::error::Error::new(
+            "06-cni is not built beside this example: cargo build --examples",
+        ));
+    }
+    let (net_d, bin) = (namespaces.dir.join("net.d"), namespaces.dir.join("bin"));
+    kernel::mkdir_all(&net_d)?;
+    kernel::mkdir_all(&bin)?;
+    kernel::symlink(&plugin, &bin.join("podlab-bridge"))?;
+    let config = serde_json::json!({
+        "cniVersion": "1.1.0", "name": "pods",
+        "plugins": [{"type": "podlab-bridge", "bridge": "cni0",
+                     "ipam": {"type": "host-local", "subnet": "10.244.1.0/24", "dataDir": namespaces.dir.join("ipam")}}],
+    });
+    kernel::write_file(&net_d.join("10-pods.conflist"), &config.to_string())?;
+    let list = runner::pick_config(&net_d)?;
+    let runtime = runner::Runtime { plugin_dirs: vec![bin], cache_dir: namespaces.dir.join("cache") };
+    let node = namespaces.make("node")?;
+    let mut pods = Vec::new();
+    for name in ["a", "b", "c"] {
+        let pod = namespaces.make(&format!("pod-{name}"))?;
+        let attachment = runner::Attachment { container_id: name, netns: &pod, ifname: "eth0" };
+        let result = in_network_namespace(&node, || runtime.add(&list, &attachment))?;
+        println!("pod {name}: ADD gave {}", result["ips"][0]["address"].as_str().unwrap_or("?"));
+        pods.push(pod);
+    }
+    let held = |what: &str| -> Result<()> {
+        let ipam = Ipam::open(&namespaces.dir.join("ipam/pods"), "10.244.1.0/24".parse()?)?;
+        let owners: Vec<String> =
+            ipam.reservations()?.into_iter().map(|(ip, owner)| format!("{ip} ({owner})")).collect();
+        println!("{what}: the node's IPAM holds {}", owners.join(", "));
+        Ok(())
+    };
+    held("three pods")?;
+    // The node dies: pods b and c are gone, and nobody called DEL.
+    for pod in &pods[1..] {
+        kernel::remove_network_namespace(pod)?;
+    }
+    held("pods b and c gone without DEL")?;
+    let valid = [runner::Attachment { container_id: "a", netns: &pods[0], ifname: "eth0" }];
+    in_network_namespace(&node, || runtime.gc(&list, &valid))?;
+    held("after GC, told that only pod a is valid")?;
+    Ok(())
 }
 
 fn describe(pod: &str, attached: &Attachment) {

@@ -11,6 +11,7 @@
 
 pub mod cni;
 pub mod ipam;
+pub mod runner;
 
 use crate::scenario::{same_everywhere, Level, Scenario};
 
@@ -54,6 +55,16 @@ pub const LEVEL: Level = Level {
                     nodes say hello to each other over TCP, with no NAT between them",
             hint: "join_nodes(): each node needs a route to the other's pod subnet through the wire, and \
                    ip_forward on",
+            alongside: None,
+        },
+        Scenario {
+            name: "leftovers",
+            args: &["leftovers"],
+            then: &[],
+            files: &[],
+            shows: "three pods networked through the CNI plugin by the runner; two vanish with no DEL and \
+                    their addresses stay taken; GC, told the one still valid, frees the others",
+            hint: "cni.rs collect_garbage(): every reservation whose owner is not a valid attachment goes",
             alongside: None,
         },
         Scenario {
