@@ -29,4 +29,4 @@ pub mod runtime;
 
 /// The ladder, bottom up.
 pub const LEVELS: &[&scenario::Level] =
-    &[&chroot::LEVEL, &namespaces::LEVEL, &cgroups::LEVEL, &runtime::LEVEL, &images::LEVEL];
+    &[&chroot::LEVEL, &namespaces::LEVEL, &cgroups::LEVEL, &runtime::LEVEL, &images::LEVEL, &network::LEVEL];

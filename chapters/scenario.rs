@@ -447,6 +447,8 @@ pub fn normalize(text: &str) -> String {
     // A blob being received is named by our pid; an upload by the
     // registry's random id.
     static PARTIAL: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\.partial\.[0-9]+").unwrap());
+    // Where the examples were built: the checkout's, the lab's, a copy's.
+    static EXAMPLES: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"[^\s"]*/examples/"#).unwrap());
     // A device's MAC address, random when the kernel makes the device.
     static MAC: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b([0-9a-f]{2}:){5}[0-9a-f]{2}\b").unwrap());
     // A thread's own namespace, named by its id.
@@ -457,6 +459,7 @@ pub fn normalize(text: &str) -> String {
     let text = PORT.replace_all(text, "127.0.0.1:[port]");
     let text = PARTIAL.replace_all(&text, ".partial.[pid]");
     let text = TASK.replace_all(&text, "/task/[tid]/");
+    let text = EXAMPLES.replace_all(&text, "[examples]/");
     let text = MAC.replace_all(&text, |found: &regex::Captures| match &found[0] {
         // loopback's and broadcast's are the same everywhere
         fixed @ ("00:00:00:00:00:00" | "ff:ff:ff:ff:ff:ff") => fixed.to_string(),

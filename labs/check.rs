@@ -30,6 +30,8 @@ mod chroot_mistakes;
 mod images_mistakes;
 #[path = "02-namespaces/mistakes.rs"]
 mod namespaces_mistakes;
+#[path = "06-network/mistakes.rs"]
+mod network_mistakes;
 #[path = "04-runtime/mistakes.rs"]
 mod runtime_mistakes;
 
@@ -426,6 +428,7 @@ fn table(level: u8) -> &'static [Mistake] {
         3 => cgroups_mistakes::MISTAKES,
         4 => runtime_mistakes::MISTAKES,
         5 => images_mistakes::MISTAKES,
+        6 => network_mistakes::MISTAKES,
         _ => &[],
     }
 }

@@ -390,3 +390,27 @@ fn status(request: &Request) -> Result<String, CniError> {
     }
     Ok(String::new())
 }
+
+/// A plugin's whole run, as a runtime starts it: the request read from the
+/// environment and stdin, carried out, the result or the error JSON
+/// printed; success or failure as the exit status.
+pub fn serve_as_plugin() -> std::process::ExitCode {
+    let mut stdin = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut stdin) {
+        println!("{}", error(code::IO_FAILURE, "stdin cannot be read", e.to_string()).to_json("1.1.0"));
+        return std::process::ExitCode::FAILURE;
+    }
+    let (version, request) = Request::read(|name| std::env::var(name).ok(), &stdin);
+    match request.and_then(|request| run(&request)) {
+        Ok(output) => {
+            if !output.is_empty() {
+                println!("{output}");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            println!("{}", failure.to_json(&version));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -2,12 +2,12 @@
 //! it with CNI_COMMAND and the rest in the environment and the network's
 //! configuration on stdin; it answers on stdout, and tells what it does on
 //! stderr. Install it in a CNI_PATH directory under the name its
-//! configuration's `type` gives (`podlab-bridge`, say).
+//! configuration's `type` gives (`podlab-cni`, say). (`06-network`
+//! itself is this plugin too when run under the name `podlab-cni`.)
 
-use std::io::Read;
 use std::process::ExitCode;
 
-use podlab::network::cni::{self, Request};
+use podlab::network::cni;
 
 fn main() -> ExitCode {
     // Asked as a program rather than by a runtime: say what this is.
@@ -16,33 +16,11 @@ fn main() -> ExitCode {
             "06-cni: level 6's network as a CNI plugin (CNI {}).\n\
              A runtime runs it with CNI_COMMAND=ADD|DEL|CHECK|VERSION|GC|STATUS, CNI_CONTAINERID,\n\
              CNI_NETNS and CNI_IFNAME set, and the network's configuration on stdin, e.g.\n  \
-             {{\"cniVersion\": \"1.1.0\", \"name\": \"pods\", \"type\": \"podlab-bridge\", \"bridge\": \"cni0\",\n   \
+             {{\"cniVersion\": \"1.1.0\", \"name\": \"pods\", \"type\": \"podlab-cni\", \"bridge\": \"cni0\",\n   \
              \"ipam\": {{\"type\": \"host-local\", \"subnet\": \"10.244.1.0/24\"}}}}",
             cni::SUPPORTED.join(", ")
         );
         return ExitCode::SUCCESS;
     }
-    let mut stdin = String::new();
-    if let Err(e) = std::io::stdin().read_to_string(&mut stdin) {
-        let failure = cni::CniError {
-            code: cni::code::IO_FAILURE,
-            msg: "stdin cannot be read".into(),
-            details: e.to_string(),
-        };
-        println!("{}", failure.to_json("1.1.0"));
-        return ExitCode::FAILURE;
-    }
-    let (version, request) = Request::read(|name| std::env::var(name).ok(), &stdin);
-    match request.and_then(|request| cni::run(&request)) {
-        Ok(output) => {
-            if !output.is_empty() {
-                println!("{output}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(failure) => {
-            println!("{}", failure.to_json(&version));
-            ExitCode::FAILURE
-        }
-    }
+    cni::serve_as_plugin()
 }

@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
+use super::allocate::next_free;
 use crate::error::{Error, Result};
 use crate::kernel;
 
@@ -87,22 +88,15 @@ impl Ipam {
         }
         let last = std::fs::read_to_string(self.dir.join("last_reserved_ip.0"))
             .ok()
-            .and_then(|text| text.trim().parse::<Ipv4Addr>().ok())
-            .filter(|address| self.subnet.contains(*address))
-            .map_or(1, |address| u32::from(address) - u32::from(self.subnet.network));
-        // From 2 (1 is the gateway) to the last before the broadcast, the
-        // search beginning after the last one given.
-        let count = i64::from(self.subnet.size()) - 3;
-        let after = i64::from(last) - 2;
-        for step in 1..=count {
-            let n = 2 + (after + step).rem_euclid(count) as u32;
-            let address = self.subnet.nth(n);
-            if kernel::create_new_file(&self.dir.join(address.to_string()), owner)? {
-                kernel::write_file_atomically(&self.dir.join("last_reserved_ip.0"), &address.to_string())?;
-                return Ok(address);
-            }
-        }
-        Err(Error::new(format!("every address of {} is in use: the range is exhausted", self.subnet)))
+            .and_then(|text| text.trim().parse::<Ipv4Addr>().ok());
+        let given = next_free(self.subnet, last, |address| {
+            kernel::create_new_file(&self.dir.join(address.to_string()), owner)
+        })?;
+        let address = given.ok_or_else(|| {
+            Error::new(format!("every address of {} is in use: the range is exhausted", self.subnet))
+        })?;
+        kernel::write_file_atomically(&self.dir.join("last_reserved_ip.0"), &address.to_string())?;
+        Ok(address)
     }
     // ANCHOR_END: allocate
 

@@ -43,9 +43,9 @@ enum Command {
     /// One node, two pods on its bridge; pod one says hello to pod two.
     OneNode,
     /// What a node that dies leaves behind, and CNI 1.1's GC that frees it:
-    /// three pods get networks through our CNI plugin (06-cni, run as a
-    /// runtime runs it); two of them vanish with no DEL; GC, told the one
-    /// still valid, frees the rest.
+    /// three pods get networks through our CNI plugin (this program, run as
+    /// a runtime runs a plugin, under the name podlab-cni); two of them
+    /// vanish with no DEL; GC, told the one still valid, frees the rest.
     Leftovers,
     /// Two nodes joined by a wire; a pod on node 1 says hello to a pod on
     /// node 2, and back.
@@ -58,7 +58,17 @@ enum Command {
     },
 }
 
+/// The name this program answers to as a CNI plugin (the `type` of the
+/// configurations the leftovers example writes).
+const PLUGIN_NAME: &str = "podlab-cni";
+
 fn main() -> ExitCode {
+    // Run under the plugin's name (a link to this program in a CNI_PATH
+    // directory), this program is the plugin.
+    let called = std::env::args_os().next().map(std::path::PathBuf::from);
+    if called.as_deref().and_then(Path::file_name).is_some_and(|name| name == PLUGIN_NAME) {
+        return podlab::network::cni::serve_as_plugin();
+    }
     let args = Args::parse();
     narrate::set_quiet(args.quiet);
     finish("06-network", run(args.command))
@@ -125,21 +135,16 @@ fn run(command: Command) -> Result<ExitCode> {
 
 /// The leftovers a crash makes, and GC.
 fn leftovers(namespaces: &mut Namespaces) -> Result<()> {
-    let plugin = std::env::current_exe()
-        .map_err(|e| podlab::error::Error::new(format!("where am I? {e}")))?
-        .with_file_name("06-cni");
-    if !plugin.exists() {
-        return Err(podlab::error::Error::new(
-            "06-cni is not built beside this example: cargo build --examples",
-        ));
-    }
+    // The plugin is this very program, under the plugin's name.
+    let plugin =
+        std::env::current_exe().map_err(|e| podlab::error::Error::new(format!("where am I? {e}")))?;
     let (net_d, bin) = (namespaces.dir.join("net.d"), namespaces.dir.join("bin"));
     kernel::mkdir_all(&net_d)?;
     kernel::mkdir_all(&bin)?;
-    kernel::symlink(&plugin, &bin.join("podlab-bridge"))?;
+    kernel::symlink(&plugin, &bin.join(PLUGIN_NAME))?;
     let config = serde_json::json!({
         "cniVersion": "1.1.0", "name": "pods",
-        "plugins": [{"type": "podlab-bridge", "bridge": "cni0",
+        "plugins": [{"type": PLUGIN_NAME, "bridge": "cni0",
                      "ipam": {"type": "host-local", "subnet": "10.244.1.0/24", "dataDir": namespaces.dir.join("ipam")}}],
     });
     kernel::write_file(&net_d.join("10-pods.conflist"), &config.to_string())?;
@@ -151,7 +156,7 @@ fn leftovers(namespaces: &mut Namespaces) -> Result<()> {
         let pod = namespaces.make(&format!("pod-{name}"))?;
         let attachment = runner::Attachment { container_id: name, netns: &pod, ifname: "eth0" };
         let result = in_network_namespace(&node, || runtime.add(&list, &attachment))?;
-        println!("pod {name}: ADD gave {}", result["ips"][0]["address"].as_str().unwrap_or("?"));
+        println!("pod {name}: ADD gave eth0 {}", result["ips"][0]["address"].as_str().unwrap_or("?"));
         pods.push(pod);
     }
     let held = |what: &str| -> Result<()> {

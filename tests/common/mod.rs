@@ -29,6 +29,7 @@ pub fn example(name: &str) -> PathBuf {
             (cfg!(feature = "lab-03"), "lab-03"),
             (cfg!(feature = "lab-04"), "lab-04"),
             (cfg!(feature = "lab-05"), "lab-05"),
+            (cfg!(feature = "lab-06"), "lab-06"),
         ]
         .into_iter()
         .filter_map(|(on, name)| on.then_some(name))
