@@ -13,6 +13,7 @@ pub mod error;
 pub mod kernel;
 pub mod narrate;
 pub mod scenario;
+pub mod timing;
 
 #[path = "03-cgroups/mod.rs"]
 pub mod cgroups;

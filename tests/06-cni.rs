@@ -418,7 +418,7 @@ fn the_runner_runs_the_first_configuration_as_a_chain_with_theirs() {
     if !needs_reference("the_runner_runs_the_first_configuration_as_a_chain_with_theirs") {
         return;
     }
-    use podlab::network::runner::{pick_config, Attachment, Runtime};
+    use podlab::network::runner::{pick_config, Pod, Runtime};
     let mut namespaces = Namespaces::new().unwrap();
     let node = namespaces.make("node").unwrap();
     let pod = namespaces.make("pod").unwrap();
@@ -451,7 +451,7 @@ fn the_runner_runs_the_first_configuration_as_a_chain_with_theirs() {
         plugin_dirs: vec![bin.clone(), PathBuf::from(REFERENCE)],
         cache_dir: namespaces.dir.join("cache"),
     };
-    let attachment = Attachment { container_id: "pod-a", netns: &pod, ifname: "eth0" };
+    let attachment = Pod { container_id: "pod-a", netns: &pod, ifname: "eth0" };
 
     let result = in_network_namespace(&node, || runtime.add(&list, &attachment)).unwrap();
     let names: Vec<&str> =

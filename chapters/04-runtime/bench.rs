@@ -12,6 +12,7 @@ use clap::Parser;
 use podlab::cgroups::Version;
 use podlab::chroot::{Rootfs, BUSYBOX};
 use podlab::error::{finish, Error, Result};
+use podlab::timing::report;
 use podlab::{kernel, narrate};
 
 /// Time the container lifecycle through podlab's runtime, runc and crun,
@@ -77,21 +78,9 @@ fn bench(args: Args) -> Result<ExitCode> {
     }
     eprintln!();
 
-    let medians: Vec<Duration> = times.iter_mut().map(|t| median(t)).collect();
-    println!("create → start → wait → delete of `true`, {} runs each, interleaved:", args.runs);
-    println!("{:<8} {:>10} {:>10} {:>14}", "runtime", "median", "fastest", "podlab ÷ it");
-    for (which, contender) in contenders.iter().enumerate() {
-        let fastest = times[which].iter().min().copied().unwrap_or_default();
-        let ratio = medians[0].as_secs_f64() / medians[which].as_secs_f64();
-        println!(
-            "{:<8} {:>8.2}ms {:>8.2}ms {:>14.2}  {}",
-            contender.name,
-            ms(medians[which]),
-            ms(fastest),
-            ratio,
-            contender.note
-        );
-    }
+    let names: Vec<&str> = contenders.iter().map(|c| c.name).collect();
+    let notes: Vec<&str> = contenders.iter().map(|c| c.note).collect();
+    report("create → start → wait → delete of `true`", &names, &times, &notes);
     drop(rootfs);
     Ok(ExitCode::SUCCESS)
 }
@@ -161,13 +150,4 @@ fn contenders(ours: &Path, bundle: &Path) -> Result<Vec<Contender>> {
 /// A config for `true`, from our own `spec`.
 fn write_config(bundle: &Path) -> Result<()> {
     podlab::runtime::write_default_spec(bundle, &["true".to_string()])
-}
-
-fn median(times: &mut [Duration]) -> Duration {
-    times.sort();
-    times.get(times.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(time: Duration) -> f64 {
-    time.as_secs_f64() * 1000.0
 }

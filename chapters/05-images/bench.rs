@@ -13,12 +13,14 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use podlab::error::{finish, Error, Result};
 use podlab::images::build::{self, LayerBlob};
+use podlab::images::registry::local::{Auth, LocalRegistry};
+use podlab::timing::report;
 use podlab::{kernel, narrate};
 
 /// Time unpacking, pulling and a second container against umoci, skopeo
@@ -51,17 +53,16 @@ fn main() -> ExitCode {
     finish("05-images-bench", bench(args))
 }
 
-/// A scratch directory on a tmpfs of its own, and a registry in it,
-/// removed on every path. On a tmpfs, what is timed is the tools, not this
-/// machine's disk (whose file creation and deletion dominate otherwise).
+/// A scratch directory on a tmpfs of its own, unmounted and removed on
+/// every path. On a tmpfs, what is timed is the tools, not this machine's
+/// disk (whose file creation and deletion dominate otherwise).
 struct Scratch {
     dir: PathBuf,
-    registry: Option<Child>,
 }
 
 impl Scratch {
     fn new() -> Result<Scratch> {
-        let scratch = Scratch { dir: kernel::mkdtemp("podlab-bench-")?, registry: None };
+        let scratch = Scratch { dir: kernel::mkdtemp("podlab-bench-")? };
         let flags = nix::mount::MsFlags::empty();
         kernel::mount(Some(Path::new("tmpfs")), &scratch.dir, Some("tmpfs"), flags, Some("size=8g"))?;
         Ok(scratch)
@@ -70,10 +71,6 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if let Some(mut registry) = self.registry.take() {
-            let _ = registry.kill();
-            let _ = registry.wait();
-        }
         let _ = kernel::umount_detach(&self.dir);
         let _ = kernel::remove_dir_all(&self.dir);
     }
@@ -99,7 +96,7 @@ fn bench(args: Args) -> Result<ExitCode> {
             )));
         }
     }
-    let mut scratch = Scratch::new()?;
+    let scratch = Scratch::new()?;
     let dir = scratch.dir.clone();
 
     let image = args.image.clone().unwrap_or_else(|| dir.join("image"));
@@ -151,6 +148,7 @@ fn bench(args: Args) -> Result<ExitCode> {
         }),
     ];
     let unpacked = time_each(&unpackers, args.runs, &dir)?;
+    println!();
     report(
         "unpack of the image",
         &unpackers.iter().map(|u| u.0).collect::<Vec<_>>(),
@@ -177,6 +175,7 @@ fn bench(args: Args) -> Result<ExitCode> {
         }
         kernel::remove_dir_all(&store)?;
     }
+    println!();
     report(
         "run of `true` in a container of the image, from a new store",
         &["first", "second"],
@@ -185,35 +184,9 @@ fn bench(args: Args) -> Result<ExitCode> {
     );
 
     // Pulling from a registry on this machine.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| Error::new(format!("no free port: {e}")))?
-        .port();
-    let config = dir.join("registry.yml");
-    kernel::write_file(
-        &config,
-        &format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("registry").display()
-        ),
-    )?;
-    scratch.registry = Some(
-        Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Error::new(format!("docker-registry could not be started: {e}")))?,
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(Error::new("docker-registry did not listen within 10 s"));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let reference = format!("127.0.0.1:{port}/bench/big:1");
+    // Started after the scratch directory, so stopped before it goes.
+    let registry = LocalRegistry::start(&dir, Auth::Anonymous)?;
+    let reference = format!("{}/bench/big:1", registry.address);
     time(Command::new(&ours).args(["--quiet", "push", build::TAG, &reference, "--store"]).arg(&image))?;
     let policy = dir.join("policy.json");
     kernel::write_file(&policy, r#"{"default": [{"type": "insecureAcceptAnything"}]}"#)?;
@@ -243,6 +216,7 @@ fn bench(args: Args) -> Result<ExitCode> {
         }),
     ];
     let pulled = time_each(&pullers, args.runs, &dir)?;
+    println!();
     report(
         "pull of the image from docker-registry on 127.0.0.1",
         &["podlab", "skopeo"],
@@ -289,24 +263,6 @@ fn time(command: &mut Command) -> Result<Duration> {
         )));
     }
     Ok(took)
-}
-
-/// A table: each contender's median and fastest, and the first's time
-/// divided by each one's.
-fn report(what: &str, names: &[&str], times: &[Vec<Duration>], notes: &[&str]) {
-    let medians: Vec<Duration> = times.iter().map(|t| median(t)).collect();
-    println!("\n{what}, {} runs each, interleaved:", times[0].len());
-    println!("{:<10} {:>10} {:>10} {:>12}", "", "median", "fastest", "first ÷ it");
-    for (which, name) in names.iter().enumerate() {
-        let fastest = times[which].iter().min().copied().unwrap_or_default();
-        let ratio = medians[0].as_secs_f64() / medians[which].as_secs_f64();
-        println!(
-            "{name:<10} {:>8.0}ms {:>8.0}ms {ratio:>12.2}  {}",
-            ms(medians[which]),
-            ms(fastest),
-            notes.get(which).unwrap_or(&"")
-        );
-    }
 }
 
 /// Builds an OCI layout of three gzip layers at `dir` from the files
@@ -370,16 +326,6 @@ fn big_image(dir: &Path, bytes: u64, files: usize) -> Result<(usize, u64, Vec<Pa
     build::write_layout(dir, &layers)?;
     let blobs = layers.iter().map(|l| dir.join("blobs/sha256").join(build::sha256(&l.bytes))).collect();
     Ok((chosen.len(), total, blobs))
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(time: Duration) -> f64 {
-    time.as_secs_f64() * 1000.0
 }
 
 fn mb(bytes: u64) -> f64 {

@@ -1,18 +1,21 @@
 //! `scripts/bench network`: ADD then DEL of one pod's network through our
 //! CNI plugin and through Debian's reference plugins (bridge, which runs
-//! host-local), in one run, interleaved, with medians and their ratio; and
-//! 50 ADDs at once through each. Everything in network namespaces made for
-//! the run. A measurement to read, not a test.
+//! host-local), each run by level 6's runner as a runtime runs them, in one
+//! run, interleaved, with medians and their ratio; and 50 ADDs at once
+//! through each. Everything in network namespaces made for the run. A
+//! measurement to read, not a test.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Parser;
 use podlab::error::{finish, Error, Result};
 use podlab::kernel::{self, in_network_namespace};
 use podlab::narrate;
+use podlab::network::runner::{ConfigList, Pod, Runtime};
 use podlab::network::Namespaces;
+use podlab::timing::{ms, report};
 
 /// Time a pod's network made and removed by ours and by the reference plugins.
 #[derive(Parser)]
@@ -45,29 +48,41 @@ fn bench(args: Args) -> Result<ExitCode> {
         ));
     }
     let mut namespaces = Namespaces::new()?;
-    let plugins = [("podlab", ours), ("bridge+host-local", reference)];
+    // Run as a runtime runs them: by the runner, each plugin found by its type.
+    let bin = namespaces.dir.join("bin");
+    kernel::mkdir_all(&bin)?;
+    kernel::symlink(&ours, &bin.join("podlab-cni"))?;
+    let runtime =
+        Runtime { plugin_dirs: vec![bin, PathBuf::from(REFERENCE)], cache_dir: namespaces.dir.join("cache") };
+    let names = ["podlab", "bridge+host-local"];
+    let lists: Vec<ConfigList> = ["podlab-cni", "bridge"]
+        .iter()
+        .enumerate()
+        .map(|(which, kind)| ConfigList {
+            file: PathBuf::new(),
+            name: format!("bench-{which}"),
+            version: "1.0.0".to_string(),
+            plugins: vec![serde_json::json!({
+                "type": kind, "bridge": "cni0", "isGateway": true,
+                "ipam": {"type": "host-local", "subnet": "10.244.1.0/24", "routes": [{"dst": "0.0.0.0/0"}],
+                         "dataDir": namespaces.dir.join("ipam")},
+            })],
+        })
+        .collect();
     let mut nodes = Vec::new();
-    for (which, _) in plugins.iter().enumerate() {
+    for which in 0..lists.len() {
         nodes.push((namespaces.make(&format!("node-{which}"))?, namespaces.make(&format!("pod-{which}"))?));
     }
-    let dir = namespaces.dir.clone();
-    let config = |which: usize, kind: &str| {
-        serde_json::json!({
-            "cniVersion": "1.0.0", "name": "bench", "type": kind, "bridge": "cni0", "isGateway": true,
-            "ipam": {"type": "host-local", "subnet": "10.244.1.0/24", "routes": [{"dst": "0.0.0.0/0"}],
-                     "dataDir": dir.join(format!("ipam-{which}"))},
-        })
-        .to_string()
-    };
-    let mut times = vec![Vec::new(); plugins.len()];
+    let mut times = vec![Vec::new(); lists.len()];
     for round in 0..args.runs + 2 {
-        for (which, (_, program)) in plugins.iter().enumerate() {
+        for (which, list) in lists.iter().enumerate() {
             let (node, pod) = &nodes[which];
-            let config = config(which, if which == 0 { "podlab-bridge" } else { "bridge" });
+            let pod = Pod { container_id: "bench", netns: pod, ifname: "eth0" };
             let started = Instant::now();
-            for command in ["ADD", "DEL"] {
-                run(program, node, command, "bench", pod, &config)?;
-            }
+            in_network_namespace(node, || {
+                runtime.add(list, &pod)?;
+                runtime.del(list, &pod)
+            })?;
             if round >= 2 {
                 times[which].push(started.elapsed());
             }
@@ -75,80 +90,39 @@ fn bench(args: Args) -> Result<ExitCode> {
         eprint!("\rround {}/{}", round + 1, args.runs + 2);
     }
     eprintln!();
-    let medians: Vec<Duration> = times.iter().map(|t| median(t)).collect();
-    println!("ADD then DEL of one pod's network, {} runs each, interleaved:", args.runs);
-    println!("{:<18} {:>10} {:>10} {:>14}", "", "median", "fastest", "podlab ÷ it");
-    for (which, (name, _)) in plugins.iter().enumerate() {
-        let fastest = times[which].iter().min().copied().unwrap_or_default();
-        let ratio = medians[0].as_secs_f64() / medians[which].as_secs_f64();
-        println!("{name:<18} {:>8.2}ms {:>8.2}ms {ratio:>14.2}", ms(medians[which]), ms(fastest));
-    }
+    report("ADD then DEL of one pod's network", &names, &times, &[]);
 
     // 50 pods at once on each node.
     println!("\n50 ADDs at once, then 50 DELs at once:");
-    for (which, (name, program)) in plugins.iter().enumerate() {
+    for (which, list) in lists.iter().enumerate() {
         let (node, _) = &nodes[which];
         let pods: Vec<PathBuf> =
             (0..50).map(|n| namespaces.make(&format!("many-{which}-{n}"))).collect::<Result<_>>()?;
-        let config = config(which, if which == 0 { "podlab-bridge" } else { "bridge" });
         let mut took = Vec::new();
-        for command in ["ADD", "DEL"] {
+        for del in [false, true] {
             let started = Instant::now();
             std::thread::scope(|scope| -> Result<()> {
                 let runs: Vec<_> = pods
                     .iter()
                     .enumerate()
                     .map(|(n, pod)| {
-                        let (program, node, config) = (program, node, &config);
-                        scope.spawn(move || run(program, node, command, &format!("pod-{n}"), pod, config))
+                        let (runtime, node) = (&runtime, node);
+                        scope.spawn(move || {
+                            let id = format!("pod-{n}");
+                            let pod = Pod { container_id: &id, netns: pod, ifname: "eth0" };
+                            in_network_namespace(node, || match del {
+                                false => runtime.add(list, &pod).map(drop),
+                                true => runtime.del(list, &pod),
+                            })
+                        })
                     })
                     .collect();
                 runs.into_iter().try_for_each(|r| r.join().map_err(|_| Error::new("a run panicked"))?)
             })?;
             took.push(started.elapsed());
         }
-        println!("{name:<18} ADD {:>8.1}ms   DEL {:>8.1}ms", ms(took[0]), ms(took[1]));
+        println!("{:<18} ADD {:>8.1}ms   DEL {:>8.1}ms", names[which], ms(took[0]), ms(took[1]));
     }
     drop(namespaces);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Runs a plugin as a runtime does, in the node's namespace; fails if it does.
-fn run(program: &Path, node: &Path, command: &str, id: &str, pod: &Path, config: &str) -> Result<()> {
-    let output = in_network_namespace(node, || {
-        let mut child = Command::new(program)
-            .env_clear()
-            .env("CNI_PATH", REFERENCE)
-            .env("CNI_COMMAND", command)
-            .env("CNI_CONTAINERID", id)
-            .env("CNI_NETNS", pod)
-            .env("CNI_IFNAME", "eth0")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| Error::new(format!("{program:?} could not be started: {e}")))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| Error::new("no stdin"))?;
-        std::io::Write::write_all(&mut stdin, config.as_bytes())
-            .map_err(|e| Error::new(format!("stdin: {e}")))?;
-        drop(stdin);
-        child.wait_with_output().map_err(|e| Error::new(format!("waiting: {e}")))
-    })?;
-    if !output.status.success() {
-        return Err(Error::new(format!(
-            "{program:?} {command} failed: {}",
-            String::from_utf8_lossy(&output.stdout).trim()
-        )));
-    }
-    Ok(())
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(time: Duration) -> f64 {
-    time.as_secs_f64() * 1000.0
 }

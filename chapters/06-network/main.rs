@@ -154,7 +154,7 @@ fn leftovers(namespaces: &mut Namespaces) -> Result<()> {
     let mut pods = Vec::new();
     for name in ["a", "b", "c"] {
         let pod = namespaces.make(&format!("pod-{name}"))?;
-        let attachment = runner::Attachment { container_id: name, netns: &pod, ifname: "eth0" };
+        let attachment = runner::Pod { container_id: name, netns: &pod, ifname: "eth0" };
         let result = in_network_namespace(&node, || runtime.add(&list, &attachment))?;
         println!("pod {name}: ADD gave eth0 {}", result["ips"][0]["address"].as_str().unwrap_or("?"));
         pods.push(pod);
@@ -172,7 +172,7 @@ fn leftovers(namespaces: &mut Namespaces) -> Result<()> {
         kernel::remove_network_namespace(pod)?;
     }
     held("pods b and c gone without DEL")?;
-    let valid = [runner::Attachment { container_id: "a", netns: &pods[0], ifname: "eth0" }];
+    let valid = [runner::Pod { container_id: "a", netns: &pods[0], ifname: "eth0" }];
     in_network_namespace(&node, || runtime.gc(&list, &valid))?;
     held("after GC, told that only pod a is valid")?;
     Ok(())

@@ -151,8 +151,8 @@ impl Network {
     fn plug(&self, attachment: &Attachment, netns: &Path, ifname: &str) -> Result<()> {
         let node = Netlink::open()?;
         self.ensure_bridge(&node)?;
-        // The node's namespace, as the pod's side will name it to move the
-        // veth's other end back here.
+        // The node's namespace (this thread's), as the pod's side names it
+        // to make the veth's other end here.
         let here = PathBuf::from(format!("/proc/self/task/{}/ns/net", nix::unistd::gettid()));
         let (host, mtu) = (attachment.host_veth.as_str(), self.mtu);
         in_network_namespace(netns, || {

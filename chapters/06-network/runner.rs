@@ -66,7 +66,7 @@ pub struct Runtime {
 }
 
 /// The pod a network is for.
-pub struct Attachment<'a> {
+pub struct Pod<'a> {
     pub container_id: &'a str,
     pub netns: &'a Path,
     pub ifname: &'a str,
@@ -76,7 +76,7 @@ impl Runtime {
     // ANCHOR: add
     /// ADD through the chain: each plugin with the list's name and version
     /// and the previous one's result; the last result, cached and returned.
-    pub fn add(&self, list: &ConfigList, pod: &Attachment) -> Result<Value> {
+    pub fn add(&self, list: &ConfigList, pod: &Pod) -> Result<Value> {
         let mut previous: Option<Value> = None;
         for plugin in &list.plugins {
             let result = self.exec(list, plugin, "ADD", pod, previous.as_ref())?;
@@ -97,7 +97,7 @@ impl Runtime {
 
     /// DEL through the chain, last plugin first, each given the cached
     /// result of ADD; then the cache entry goes.
-    pub fn del(&self, list: &ConfigList, pod: &Attachment) -> Result<()> {
+    pub fn del(&self, list: &ConfigList, pod: &Pod) -> Result<()> {
         let cached = self.cached_result(list, pod);
         for plugin in list.plugins.iter().rev() {
             self.exec(list, plugin, "DEL", pod, cached.as_ref())?;
@@ -110,7 +110,7 @@ impl Runtime {
     }
 
     /// CHECK through the chain, with the cached result of ADD.
-    pub fn check(&self, list: &ConfigList, pod: &Attachment) -> Result<()> {
+    pub fn check(&self, list: &ConfigList, pod: &Pod) -> Result<()> {
         let cached = self.cached_result(list, pod).ok_or_else(|| {
             Error::new(format!(
                 "there is no cached result for {} {}: ADD it first",
@@ -127,10 +127,10 @@ impl Runtime {
     /// GC (CNI 1.1) through the chain: each plugin is told which
     /// attachments are still valid (`cni.dev/valid-attachments`), and frees
     /// whatever else it holds; the cached results of the others go too.
-    pub fn gc(&self, list: &ConfigList, valid: &[Attachment]) -> Result<()> {
+    pub fn gc(&self, list: &ConfigList, valid: &[Pod]) -> Result<()> {
         let attachments: Vec<Value> =
             valid.iter().map(|a| json!({"containerID": a.container_id, "ifname": a.ifname})).collect();
-        let nobody = Attachment { container_id: "", netns: Path::new(""), ifname: "" };
+        let nobody = Pod { container_id: "", netns: Path::new(""), ifname: "" };
         for plugin in &list.plugins {
             let mut plugin = plugin.clone();
             plugin["cni.dev/valid-attachments"] = json!(attachments);
@@ -150,11 +150,11 @@ impl Runtime {
     // ANCHOR_END: gc
 
     /// Where the result of ADD for a pod is kept, as libcni names it.
-    fn cached(&self, list: &ConfigList, pod: &Attachment) -> PathBuf {
+    fn cached(&self, list: &ConfigList, pod: &Pod) -> PathBuf {
         self.cache_dir.join("results").join(format!("{}-{}-{}", list.name, pod.container_id, pod.ifname))
     }
 
-    fn cached_result(&self, list: &ConfigList, pod: &Attachment) -> Option<Value> {
+    fn cached_result(&self, list: &ConfigList, pod: &Pod) -> Option<Value> {
         let text = std::fs::read_to_string(self.cached(list, pod)).ok()?;
         serde_json::from_str::<Value>(&text).ok().map(|cached| cached["result"].clone())
     }
@@ -169,7 +169,7 @@ impl Runtime {
         list: &ConfigList,
         plugin: &Value,
         command: &str,
-        pod: &Attachment,
+        pod: &Pod,
         previous: Option<&Value>,
     ) -> Result<String> {
         let kind = plugin["type"].as_str().unwrap_or_default();

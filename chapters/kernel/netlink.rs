@@ -63,7 +63,7 @@ impl Netlink {
         let mut request = self.handle.link().get().match_name(name.to_string()).execute();
         match self.runtime.block_on(request.try_next()) {
             Ok(link) => Ok(link.map(|link| link.header.index)),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -nix::libc::ENODEV => Ok(None),
             Err(e) => Err(Error::new(format!("RTM_GETLINK {name:?}: {}", plain(&e)))),
         }
     }
@@ -296,6 +296,11 @@ impl Netlink {
 
     /// The names of this namespace's links (`ip link`; looks only).
     pub fn links(&self) -> Result<Vec<String>> {
+        Ok(self.links_by_index()?.into_values().collect())
+    }
+
+    /// Every link's name, by its index.
+    fn links_by_index(&self) -> Result<std::collections::HashMap<u32, String>> {
         let messages: Vec<_> = self
             .runtime
             .block_on(self.handle.link().get().execute().try_collect())
@@ -304,7 +309,7 @@ impl Netlink {
             .iter()
             .filter_map(|m| {
                 m.attributes.iter().find_map(|a| match a {
-                    LinkAttribute::IfName(name) => Some(name.clone()),
+                    LinkAttribute::IfName(name) => Some((m.header.index, name.clone())),
                     _ => None,
                 })
             })
@@ -318,21 +323,7 @@ impl Netlink {
             .runtime
             .block_on(request.try_collect())
             .map_err(|e| Error::new(format!("RTM_GETROUTE: {}", plain(&e))))?;
-        let names: std::collections::HashMap<u32, String> = {
-            let links: Vec<_> = self
-                .runtime
-                .block_on(self.handle.link().get().execute().try_collect())
-                .map_err(|e| Error::new(format!("RTM_GETLINK: {}", plain(&e))))?;
-            links
-                .iter()
-                .filter_map(|m| {
-                    m.attributes.iter().find_map(|a| match a {
-                        LinkAttribute::IfName(name) => Some((m.header.index, name.clone())),
-                        _ => None,
-                    })
-                })
-                .collect()
-        };
+        let names = self.links_by_index()?;
         let address = |a: &RouteAddress| match a {
             RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
             RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
@@ -373,10 +364,6 @@ fn plain(error: &rtnetlink::Error) -> String {
         }
         other => other.to_string(),
     }
-}
-
-fn libc_enodev() -> i32 {
-    nix::libc::ENODEV
 }
 
 /// Runs `work` in the network namespace that the file `netns` names (a
