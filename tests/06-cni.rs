@@ -59,6 +59,8 @@ fn plugin(program: &Path, node: &Path, env: &[(&str, &str)], config: &str) -> Sa
         let mut child = Command::new(program)
             .env_clear()
             .env("CNI_PATH", REFERENCE)
+            // The reference plugins run iptables, found on the PATH.
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -276,6 +278,16 @@ fn malformed_input_gets_the_specs_errors_and_nothing_is_made() {
             good.to_string(),
             4,
         ),
+        (
+            "hairpin and promiscuous at once",
+            add(&netns),
+            with(&|c| {
+                c["hairpinMode"] = json!(true);
+                c["promiscMode"] = json!(true)
+            }),
+            7,
+        ),
+        ("ipMasq that is not a boolean", add(&netns), with(&|c| c["ipMasq"] = json!("yes")), 7),
         ("CHECK without prevResult", env("CHECK", &netns, "eth0"), good.to_string(), 7),
     ];
     assert!(cases.len() >= 20);
@@ -294,8 +306,8 @@ fn malformed_input_gets_the_specs_errors_and_nothing_is_made() {
 }
 
 /// VERSION names the versions spoken; a DEL after the pod's namespace is
-/// gone still frees everything on the node's side; GC frees what no valid
-/// attachment holds; STATUS says code 50 once the range is exhausted.
+/// gone still frees everything on the node's side (its masquerade rule
+/// too); GC frees what no valid attachment holds (rules included); STATUS says code 50 once the range is exhausted.
 #[test]
 fn version_del_without_netns_gc_and_status() {
     if !needs_root("version_del_without_netns_gc_and_status") {
@@ -305,6 +317,13 @@ fn version_del_without_netns_gc_and_status() {
     let node = namespaces.make("node").unwrap();
     let data = namespaces.dir.join("ipam");
     let mut config = config("podlab-bridge", &data, "1.1.0");
+    config["ipMasq"] = json!(true);
+    let masqueraded = || -> Vec<String> {
+        let rules = in_network_namespace(&node, || podlab::kernel::Nftables::open()?.masquerade_rules());
+        let mut owners: Vec<String> = rules.unwrap().into_iter().map(|(owner, _)| owner).collect();
+        owners.sort();
+        owners
+    };
     let version = plugin(&ours(), &node, &[("CNI_COMMAND", "VERSION")], &config.to_string());
     assert_eq!(
         version.json(),
@@ -328,12 +347,14 @@ fn version_del_without_netns_gc_and_status() {
     let deleted = plugin(&ours(), &node, &del, &config.to_string());
     assert_eq!(deleted.code, Some(0), "{}", deleted.stdout);
     assert_eq!(reservations(&data.join("pods")), ["10.244.1.3", "10.244.1.4"]);
+    assert_eq!(masqueraded(), ["pods: kept eth0", "pods: stale eth0"], "the gone pod's rule went with DEL");
 
     config["cni.dev/valid-attachments"] = json!([{"containerID": "kept", "ifname": "eth0"}]);
     let collected = plugin(&ours(), &node, &[("CNI_COMMAND", "GC")], &config.to_string());
     assert_eq!(collected.code, Some(0), "{}", collected.stdout);
     assert_eq!(reservations(&data.join("pods")), ["10.244.1.3"], "only the valid attachment's");
     assert_eq!(node_veths(&node), 1, "the stale pod's veth end went with its address");
+    assert_eq!(masqueraded(), ["pods: kept eth0"], "and its masquerade rule");
 
     let small = |c: &mut Value| c["ipam"]["subnet"] = json!("10.244.9.0/30");
     let mut tiny = config.clone();
@@ -353,8 +374,8 @@ fn version_del_without_netns_gc_and_status() {
     assert_eq!(refused.json()["code"], json!(11), "an exhausted range: try again later: {}", refused.stdout);
 }
 
-/// 50 ADDs at once get 50 different addresses; 50 DELs free them all, and
-/// nothing is left on the node.
+/// 50 ADDs at once get 50 different addresses and 50 masquerade rules;
+/// 50 DELs free them all, and nothing is left on the node.
 #[test]
 fn fifty_adds_at_once_get_fifty_addresses() {
     if !needs_root("fifty_adds_at_once_get_fifty_addresses") {
@@ -364,7 +385,11 @@ fn fifty_adds_at_once_get_fifty_addresses() {
     let node = namespaces.make("node").unwrap();
     let pods: Vec<PathBuf> = (0..50).map(|n| namespaces.make(&format!("pod-{n}")).unwrap()).collect();
     let data = namespaces.dir.join("ipam");
-    let config = config("podlab-bridge", &data, "1.1.0").to_string();
+    let mut config = config("podlab-bridge", &data, "1.1.0");
+    config["ipMasq"] = json!(true);
+    let config = config.to_string();
+    let rules =
+        || in_network_namespace(&node, || podlab::kernel::Nftables::open()?.masquerade_rules()).unwrap();
     let run_all = |command: &'static str| -> Vec<Said> {
         std::thread::scope(|scope| {
             let runs: Vec<_> = pods
@@ -399,11 +424,13 @@ fn fifty_adds_at_once_get_fifty_addresses() {
     addresses.dedup();
     assert_eq!(addresses.len(), 50);
     assert_eq!(node_veths(&node), 50);
+    assert_eq!(rules().len(), 50, "a masquerade rule each");
     for said in run_all("DEL") {
         assert_eq!(said.code, Some(0), "{}", said.stdout);
     }
     assert!(reservations(&data.join("pods")).is_empty());
     assert_eq!(node_veths(&node), 0);
+    assert!(rules().is_empty());
 }
 
 /// The runner, playing the container runtime: of a `net.d` directory it
@@ -481,4 +508,203 @@ fn the_runner_runs_the_first_configuration_as_a_chain_with_theirs() {
     assert!(reservations(&namespaces.dir.join("ipam/pods")).is_empty());
     let said = in_network_namespace(&node, || runtime.check(&list, &attachment)).unwrap_err().to_string();
     assert!(said.contains("no cached result"), "{said}");
+}
+
+/// libcni, built from Debian's source of it: the Go library containerd,
+/// CRI-O and cnitool call plugins with (`tests/peers/libcni`, a tool of a
+/// few lines around it, builds in a second).
+fn libcni(scratch: &Path) -> PathBuf {
+    let gopath = scratch.join("gopath");
+    std::fs::create_dir_all(gopath.join("src")).unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/libcni"),
+        gopath.join("src/libcni"),
+    )
+    .unwrap();
+    let program = scratch.join("libcni");
+    let built = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&program)
+        .arg("libcni")
+        .env("GOPATH", format!("{}:{LIBCNI_SOURCE}", gopath.display()))
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", scratch.join("gocache"))
+        .status()
+        .expect("go runs");
+    assert!(built.success(), "the libcni tool does not build");
+    program
+}
+
+const LIBCNI_SOURCE: &str = "/usr/share/gocode";
+
+fn needs_libcni(test: &str) -> bool {
+    needs_reference(test)
+        && common::can_run(
+            test,
+            (!Path::new(LIBCNI_SOURCE).join("src/github.com/containernetworking/cni/libcni").exists()
+                || Command::new("go").arg("version").stdout(Stdio::null()).status().is_err())
+            .then(|| "libcni's source or Go is not installed (apt-get install golang-go golang-github-appc-cni-dev)".to_string()),
+        )
+}
+
+/// Our plugin run by libcni, as containerd and CRI-O run it, in a chain
+/// with the reference loopback before it and tuning after it (which
+/// changes the MAC of the interface our result names): for each version
+/// libcni speaks, the chain validates (libcni asks each plugin's VERSION),
+/// ADD's result is one libcni parses, CHECK passes with the cached result,
+/// and DEL leaves nothing: no veth, no address, no cache.
+#[test]
+fn libcni_runs_ours_in_a_chain() {
+    if !needs_libcni("libcni_runs_ours_in_a_chain") {
+        return;
+    }
+    let mut namespaces = Namespaces::new().unwrap();
+    let node = namespaces.make("node").unwrap();
+    let libcni = libcni(&namespaces.dir);
+    let bin = namespaces.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(ours(), bin.join("podlab-bridge")).unwrap();
+    let cache = namespaces.dir.join("cache");
+    for version in ["0.4.0", "1.0.0"] {
+        let pod = namespaces.make(&format!("pod-{version}")).unwrap();
+        let data = namespaces.dir.join(format!("ipam-{version}"));
+        let mut ours_config = config("podlab-bridge", &data, version);
+        ours_config.as_object_mut().unwrap().remove("cniVersion");
+        let chain = json!({
+            "cniVersion": version,
+            "name": "pods",
+            "plugins": [{"type": "loopback"}, ours_config, {"type": "tuning", "mac": "c2:00:00:00:06:06"}],
+        });
+        let conflist = namespaces.dir.join(format!("{version}.conflist"));
+        std::fs::write(&conflist, chain.to_string()).unwrap();
+        let run = |command: &str| -> (bool, String, String) {
+            let output = in_network_namespace(&node, || {
+                Ok(Command::new(&libcni)
+                    .args([command, conflist.to_str().unwrap(), "pod-a", pod.to_str().unwrap(), "eth0"])
+                    .env("CNI_PATH", format!("{}:{REFERENCE}", bin.display()))
+                    .env("CNI_CACHE_DIR", &cache)
+                    .output()
+                    .unwrap())
+            })
+            .unwrap();
+            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            (output.status.success(), text(&output.stdout), text(&output.stderr))
+        };
+        let validated = run("validate");
+        assert!(validated.0, "{version}: validate: {}", validated.2);
+        let added = run("add");
+        assert!(added.0, "{version}: ADD: {}", added.2);
+        let result: Value = serde_json::from_str(&added.1).unwrap();
+        assert_eq!(result["cniVersion"], json!(version));
+        let eth0 =
+            result["interfaces"].as_array().unwrap().iter().find(|i| i["name"] == json!("eth0")).unwrap();
+        assert_eq!(eth0["mac"], json!("c2:00:00:00:06:06"), "{version}: tuning changed eth0's MAC: {result}");
+        assert_eq!(pod_view(&pod).1, [(IpAddr::V4("10.244.1.2".parse().unwrap()), 24)], "{version}");
+        let mac = in_network_namespace(&pod, || Netlink::open()?.mac_of("eth0")).unwrap();
+        assert_eq!(mac, [0xc2, 0, 0, 0, 6, 6], "{version}: the pod's eth0 as tuning left it");
+        let checked = run("check");
+        assert!(checked.0, "{version}: CHECK: {}", checked.2);
+        for time in ["first", "second"] {
+            let deleted = run("del");
+            assert!(deleted.0, "{version}: {time} DEL: {}", deleted.2);
+        }
+        assert_eq!(pod_view(&pod).0, ["lo"], "{version}: eth0 is gone");
+        assert_eq!(node_veths(&node), 0, "{version}: the node's end is gone");
+        assert!(reservations(&data.join("pods")).is_empty(), "{version}: the address is free");
+        let cached = std::fs::read_dir(cache.join("results")).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(cached, 0, "{version}: libcni's cache is empty");
+    }
+}
+
+/// ipMasq, hairpinMode and promiscMode as the reference bridge plugin
+/// has them. The node has a wire to the world (another namespace, which
+/// has no route to the pods); a pod connects to a server there, and the
+/// server sees the node's address (masqueraded): with both plugins, and
+/// not at all without ipMasq (the answer has no way back). The pod's
+/// port on the bridge hairpins and the bridge is promiscuous. A DEL after
+/// the pod's namespace is gone still removes our masquerade rule.
+#[test]
+fn masquerade_hairpin_and_promiscuous_as_the_reference() {
+    if !needs_reference("masquerade_hairpin_and_promiscuous_as_the_reference") {
+        return;
+    }
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    let mut namespaces = Namespaces::new().unwrap();
+    let server: SocketAddr = "198.51.100.2:8080".parse().unwrap();
+    let reference = Path::new(REFERENCE).join("bridge");
+    // Hairpin with masquerade, a promiscuous bridge without: the two modes
+    // cannot go together.
+    let runs = [(&reference, true), (&reference, false), (&ours(), true), (&ours(), false)];
+    for (program, masquerade) in runs {
+        let name = if program == &reference { "reference" } else { "ours" };
+        let case = format!("{name}, ipMasq {masquerade}");
+        let tag = format!("{name}-{masquerade}");
+        let node = namespaces.make(&format!("node-{tag}")).unwrap();
+        let world = namespaces.make(&format!("world-{tag}")).unwrap();
+        let pod = namespaces.make(&format!("pod-{tag}")).unwrap();
+        in_network_namespace(&node, || {
+            let netlink = Netlink::open()?;
+            netlink.add_veth_across("uplink", "eth0", &world)?;
+            netlink.add_address("uplink", "198.51.100.1".parse().unwrap(), 24)?;
+            netlink.set_up("uplink")
+        })
+        .unwrap();
+        let listener = in_network_namespace(&world, || {
+            let netlink = Netlink::open()?;
+            netlink.add_address("eth0", server.ip(), 24)?;
+            netlink.set_up("eth0")?;
+            netlink.set_up("lo")?;
+            Ok(TcpListener::bind(server).unwrap())
+        })
+        .unwrap();
+        let mut config = config(
+            if name == "ours" { "podlab-bridge" } else { "bridge" },
+            &namespaces.dir.join(format!("ipam-{tag}")),
+            "1.0.0",
+        );
+        config["ipMasq"] = json!(masquerade);
+        config["hairpinMode"] = json!(masquerade);
+        config["promiscMode"] = json!(!masquerade);
+        let added = plugin(program, &node, &add_env("pod-a", pod.to_str().unwrap()), &config.to_string());
+        assert_eq!(added.code, Some(0), "{case} ADD: {}", added.stdout);
+        let modes = in_network_namespace(&node, || {
+            let netlink = Netlink::open()?;
+            let port = netlink.links()?.into_iter().find(|l| l.starts_with("veth")).unwrap();
+            netlink.bridge_modes(&port, "cni0")
+        })
+        .unwrap();
+        assert_eq!(
+            modes,
+            (masquerade, !masquerade),
+            "{case}: whether the pod's port hairpins, the bridge is promiscuous"
+        );
+
+        listener.set_nonblocking(true).unwrap();
+        let connected = in_network_namespace(&pod, || {
+            Ok(TcpStream::connect_timeout(&server, std::time::Duration::from_millis(1500)).is_ok())
+        })
+        .unwrap();
+        assert_eq!(connected, masquerade, "{case}: the pod reached the world");
+        if masquerade {
+            let (_, peer) = listener.accept().unwrap();
+            assert_eq!(peer.ip().to_string(), "198.51.100.1", "{case}: the world sees the node's address");
+        }
+        if name == "ours" {
+            let rules = || {
+                in_network_namespace(&node, || podlab::kernel::Nftables::open()?.masquerade_rules()).unwrap()
+            };
+            assert_eq!(rules().len(), usize::from(masquerade), "{case}: one rule for the pod");
+            podlab::kernel::remove_network_namespace(&pod).unwrap();
+            let del = [
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "pod-a"),
+                ("CNI_NETNS", pod.to_str().unwrap()),
+                ("CNI_IFNAME", "eth0"),
+            ];
+            let deleted = plugin(program, &node, &del, &config.to_string());
+            assert_eq!(deleted.code, Some(0), "{case} DEL: {}", deleted.stdout);
+            assert!(rules().is_empty(), "{case}: the rule went with DEL, the pod's namespace gone");
+            assert_eq!(node_veths(&node), 0, "{case}");
+        }
+    }
 }

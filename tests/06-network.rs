@@ -32,6 +32,7 @@ fn network(namespaces: &Namespaces, subnet: &str) -> Network {
         subnet: subnet.parse().unwrap(),
         mtu: 1500,
         state: namespaces.dir.join(format!("ipam-{}", subnet.replace('/', "-"))),
+        options: Default::default(),
     }
 }
 

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{host_veth_name, Ipam, Network, Subnet};
-use crate::kernel::{in_network_namespace, mac_text, Netlink};
+use super::{host_veth_name, Ipam, Network, Options, Subnet};
+use crate::kernel::{in_network_namespace, mac_text, Netlink, Nftables};
 
 /// The versions of the specification this plugin speaks.
 pub const SUPPORTED: &[&str] = &["0.4.0", "1.0.0", "1.1.0"];
@@ -205,7 +205,22 @@ fn network_of(config: &Value) -> Result<Network, CniError> {
         return Err(invalid(format!("the bridge's name {bridge:?} is not an interface name")));
     }
     let mtu = config["mtu"].as_u64().unwrap_or(1500) as u32;
-    Ok(Network { bridge, subnet, mtu, state: Path::new(data_dir).join(name) })
+    let flag = |key: &str| match &config[key] {
+        Value::Null => Ok(false),
+        Value::Bool(on) => Ok(*on),
+        other => Err(invalid(format!("{key} is {other}, not true or false"))),
+    };
+    let options = Options {
+        hairpin: flag("hairpinMode")?,
+        promiscuous: flag("promiscMode")?,
+        masquerade: flag("ipMasq")?,
+    };
+    // A promiscuous bridge takes in a hairpinned frame again: each would
+    // arrive twice (the reference plugin refuses the pair too).
+    if options.hairpin && options.promiscuous {
+        return Err(invalid("hairpinMode and promiscMode cannot both be on".into()));
+    }
+    Ok(Network { bridge, subnet, mtu, state: Path::new(data_dir).join(name), options })
 }
 
 /// Whether `path` names a network namespace: a file of the nsfs file
@@ -367,6 +382,16 @@ fn collect_garbage(request: &Request) -> Result<String, CniError> {
         let host = host_veth_name(id, ifname);
         if node.index_of(&host).map_err(io)?.is_some() {
             node.delete_link(&host).map_err(io)?;
+        }
+    }
+    // A masquerade rule whose pod's address is gone goes too.
+    if network.options.masquerade {
+        let mut nftables = Nftables::open().map_err(io)?;
+        let ours = format!("{}: ", network.name());
+        for (owner, _) in nftables.masquerade_rules().map_err(io)? {
+            if owner.strip_prefix(&ours).is_some_and(|attachment| !keep.iter().any(|k| k == attachment)) {
+                nftables.unmasquerade(&owner).map_err(io)?;
+            }
         }
     }
     Ok(String::new())

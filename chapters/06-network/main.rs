@@ -83,6 +83,7 @@ fn run(command: Command) -> Result<ExitCode> {
             subnet: subnet.parse()?,
             mtu: 1500,
             state: namespaces.dir.join(state),
+            options: Default::default(),
         })
     };
     match command {

@@ -96,8 +96,27 @@ pub struct Network {
     pub bridge: String,
     pub subnet: Subnet,
     pub mtu: u32,
-    /// Where its addresses are kept (one directory a network).
+    /// Where its addresses are kept (one directory a network, named as the
+    /// network is).
     pub state: PathBuf,
+    pub options: Options,
+}
+
+/// What the reference bridge plugin lets a network ask for beyond the
+/// basics; each is off unless asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The bridge may send a frame back out of the port it came in by, so
+    /// a pod reaches itself through an address that leads out of it (a
+    /// service's, once kube-proxy sends it back): `hairpinMode`.
+    pub hairpin: bool,
+    /// The bridge takes in every frame, not only those addressed to it:
+    /// `promiscMode`.
+    pub promiscuous: bool,
+    /// What pods send beyond the pod network leaves with the node's
+    /// address (the rest of the world has no route back to pods'
+    /// addresses): `ipMasq`.
+    pub masquerade: bool,
 }
 
 /// What a pod got: its address and the way out.
@@ -115,13 +134,27 @@ impl Network {
     /// it has none: up, with the subnet's gateway address, so that it is
     /// the pods' way out.
     pub fn ensure_bridge(&self, netlink: &Netlink) -> Result<()> {
-        if netlink.index_of(&self.bridge)?.is_some() {
-            return Ok(());
+        if netlink.index_of(&self.bridge)?.is_none() {
+            netlink.add_bridge(&self.bridge)?;
+            netlink.set_mtu(&self.bridge, self.mtu)?;
+            netlink.add_address(&self.bridge, IpAddr::V4(self.subnet.gateway()), self.subnet.prefix)?;
+            netlink.set_up(&self.bridge)?;
         }
-        netlink.add_bridge(&self.bridge)?;
-        netlink.set_mtu(&self.bridge, self.mtu)?;
-        netlink.add_address(&self.bridge, IpAddr::V4(self.subnet.gateway()), self.subnet.prefix)?;
-        netlink.set_up(&self.bridge)
+        if self.options.promiscuous {
+            netlink.set_promiscuous(&self.bridge)?;
+        }
+        Ok(())
+    }
+
+    /// The network's name: its state directory's.
+    pub fn name(&self) -> String {
+        self.state.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    /// What names a pod's interface on this network in the node's records
+    /// (its masquerade rule's comment): the network, the pod, the interface.
+    fn owner_on_node(&self, id: &str, ifname: &str) -> String {
+        format!("{}: {id} {ifname}", self.name())
     }
 
     // ANCHOR: attach
@@ -140,10 +173,13 @@ impl Network {
             gateway: self.subnet.gateway(),
             host_veth: host_veth_name(id, ifname),
         };
-        self.plug(&attachment, netns, ifname).inspect_err(|_| {
-            let _ = self.unplug(&attachment.host_veth, netns, ifname);
-            let _ = ipam.release(&owner);
-        })?;
+        self.plug(&attachment, netns, ifname)
+            .and_then(|()| self.let_out(&attachment, id, ifname))
+            .inspect_err(|_| {
+                let _ = self.unmasquerade(id, ifname);
+                let _ = self.unplug(&attachment.host_veth, netns, ifname);
+                let _ = ipam.release(&owner);
+            })?;
         Ok(attachment)
     }
     // ANCHOR_END: attach
@@ -164,13 +200,41 @@ impl Network {
             }
             plug::plug_pod(&pod, attachment, ifname, mtu, &here)
         })?;
-        plug::plug_node(&node, host, &self.bridge, mtu)
+        plug::plug_node(&node, host, &self.bridge, mtu)?;
+        if self.options.hairpin {
+            node.set_hairpin(host)?;
+        }
+        Ok(())
+    }
+
+    /// The node forwards its pods' packets (ip_forward, as the reference
+    /// plugin turns it on for a network whose bridge is the gateway) and,
+    /// if the network masquerades, a rule makes the pod's packets leaving
+    /// the pod network leave with the node's address.
+    fn let_out(&self, attachment: &Attachment, id: &str, ifname: &str) -> Result<()> {
+        let forwarding = Path::new("/proc/sys/net/ipv4/ip_forward");
+        if std::fs::read_to_string(forwarding).map_or(true, |on| on.trim() != "1") {
+            kernel::write_file(forwarding, "1")?;
+        }
+        if !self.options.masquerade {
+            return Ok(());
+        }
+        let subnet = (self.subnet.network, self.subnet.prefix);
+        kernel::Nftables::open()?.masquerade(attachment.address, subnet, &self.owner_on_node(id, ifname))
+    }
+
+    fn unmasquerade(&self, id: &str, ifname: &str) -> Result<()> {
+        match self.options.masquerade {
+            true => kernel::Nftables::open()?.unmasquerade(&self.owner_on_node(id, ifname)),
+            false => Ok(()),
+        }
     }
 
     /// Takes the pod's interface away and frees its address. Whatever is
     /// already gone is no error: the pod's namespace may have vanished
     /// (and its veth with it), or a first detach done half its work.
     pub fn detach(&self, id: &str, netns: &Path, ifname: &str) -> Result<()> {
+        self.unmasquerade(id, ifname)?;
         self.unplug(&host_veth_name(id, ifname), netns, ifname)?;
         Ipam::open(&self.state, self.subnet)?.release(&format!("{id} {ifname}"))?;
         Ok(())

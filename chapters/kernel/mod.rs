@@ -37,6 +37,8 @@ mod netlink;
 pub use netlink::*;
 mod packets;
 pub use packets::*;
+mod nftables;
+pub use nftables::*;
 
 fn failed(call: String, errno: Errno) -> Error {
     Error::new(format!("{call} failed: {} ({errno:?})", errno.desc()))

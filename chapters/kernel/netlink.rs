@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use netlink_packet_route::address::AddressAttribute;
-use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+use netlink_packet_route::link::{
+    InfoBridgePort, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute};
-use rtnetlink::{LinkBridge, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVeth, LinkVxlan, RouteMessageBuilder};
 
 use super::failed;
 use crate::error::{Error, Result};
@@ -130,6 +132,47 @@ impl Netlink {
         let (index, bridge) = (self.index(name)?, self.index(bridge)?);
         let message = LinkUnspec::new_with_index(index).controller(bridge).build();
         self.run(&told, self.handle.link().set(message).execute())
+    }
+
+    /// The link `name` as RTM_GETLINK tells it (looks only).
+    fn link(&self, name: &str) -> Result<LinkMessage> {
+        let mut request = self.handle.link().get().match_name(name.to_string()).execute();
+        self.runtime
+            .block_on(request.try_next())
+            .map_err(|e| Error::new(format!("RTM_GETLINK {name:?}: {}", plain(&e))))?
+            .ok_or_else(|| Error::new(format!("there is no network device {name:?} here")))
+    }
+
+    /// RTM_NEWLINK setting IFF_PROMISC: the device takes in every frame it
+    /// sees, not only those addressed to it (`ip link set NAME promisc on`).
+    pub fn set_promiscuous(&self, name: &str) -> Result<()> {
+        let told = format!("RTM_NEWLINK: set {name:?} promiscuous");
+        let index = self.index(name)?;
+        let message = LinkUnspec::new_with_index(index).promiscuous(true).build();
+        self.run(&told, self.handle.link().set(message).execute())
+    }
+
+    /// RTM_NEWLINK of a bridge port's hairpin mode: its bridge may send a
+    /// frame back out of the port it came in by (`ip link set NAME type
+    /// bridge_slave hairpin on`).
+    pub fn set_hairpin(&self, port: &str) -> Result<()> {
+        let told = format!("RTM_NEWLINK: let bridge port {port:?} hairpin");
+        let index = self.index(port)?;
+        let message = LinkBridgePort::new(index).hairpin(true).build();
+        // A port's settings are changed by RTM_NEWLINK itself (RTM_SETLINK
+        // ignores them), as `ip` sends it.
+        self.run(&told, self.handle.link().change(message).execute())
+    }
+
+    /// Whether `port` is a bridge port in hairpin mode, and whether the
+    /// device `name` is promiscuous (looks only).
+    pub fn bridge_modes(&self, port: &str, name: &str) -> Result<(bool, bool)> {
+        let hairpin = self.link(port)?.attributes.iter().any(|a| {
+            matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i,
+                LinkInfo::PortData(InfoPortData::BridgePort(port)) if port.contains(&InfoBridgePort::HairpinMode(true)))))
+        });
+        let promiscuous = self.link(name)?.header.flags.contains(LinkFlags::Promisc);
+        Ok((hairpin, promiscuous))
     }
 
     /// RTM_NEWLINK setting the MTU (`ip link set NAME mtu N`).
@@ -260,13 +303,8 @@ impl Netlink {
 
     /// The hardware (MAC) address of `name` (looks only).
     pub fn mac_of(&self, name: &str) -> Result<[u8; 6]> {
-        let mut request = self.handle.link().get().match_name(name.to_string()).execute();
-        let link = self
-            .runtime
-            .block_on(request.try_next())
-            .map_err(|e| Error::new(format!("RTM_GETLINK {name:?}: {}", plain(&e))))?
-            .ok_or_else(|| Error::new(format!("there is no network device {name:?} here")))?;
-        link.attributes
+        self.link(name)?
+            .attributes
             .iter()
             .find_map(|a| match a {
                 LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
