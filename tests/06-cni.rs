@@ -287,6 +287,27 @@ fn malformed_input_gets_the_specs_errors_and_nothing_is_made() {
             }),
             7,
         ),
+        (
+            "a range that starts late",
+            add(&netns),
+            with(&|c| c["ipam"]["rangeStart"] = json!("10.244.1.100")),
+            2,
+        ),
+        (
+            "a gateway not the first address",
+            add(&netns),
+            with(&|c| c["ipam"]["gateway"] = json!("10.244.1.254")),
+            2,
+        ),
+        (
+            "two ranges",
+            add(&netns),
+            with(
+                &|c| c["ipam"] = json!({"type": "host-local", "ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": "10.244.2.0/24"}]]}),
+            ),
+            2,
+        ),
+        ("a bridge that is not the gateway", add(&netns), with(&|c| c["isGateway"] = json!(false)), 2),
         ("ipMasq that is not a boolean", add(&netns), with(&|c| c["ipMasq"] = json!("yes")), 7),
         ("CHECK without prevResult", env("CHECK", &netns, "eth0"), good.to_string(), 7),
     ];
@@ -329,6 +350,13 @@ fn version_del_without_netns_gc_and_status() {
         version.json(),
         json!({"cniVersion": "1.1.0", "supportedVersions": ["0.4.0", "1.0.0", "1.1.0"]})
     );
+    // Asked in a newer version than ours (as a newer libcni asks), or with
+    // nothing on stdin, VERSION still answers: it is how a runtime learns.
+    for stdin in [r#"{"cniVersion": "9.9.9"}"#, ""] {
+        let version = plugin(&ours(), &node, &[("CNI_COMMAND", "VERSION")], stdin);
+        assert_eq!(version.code, Some(0), "VERSION with {stdin:?}: {}", version.stdout);
+        assert_eq!(version.json()["supportedVersions"], json!(["0.4.0", "1.0.0", "1.1.0"]));
+    }
 
     let gone = namespaces.make("gone").unwrap();
     let kept = namespaces.make("kept").unwrap();

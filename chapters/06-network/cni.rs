@@ -93,6 +93,21 @@ impl Request {
                     "say ADD, DEL, CHECK, VERSION, GC or STATUS",
                 ));
             }
+            // VERSION is how a runtime learns what to send, so it is
+            // answered whatever stdin holds (libcni asks in its own newest
+            // version, which may be newer than ours).
+            if command == "VERSION" {
+                let config = config.unwrap_or(Value::Null);
+                let (netns, container_id, ifname) = Default::default();
+                return Ok(Request {
+                    command,
+                    container_id,
+                    netns,
+                    ifname,
+                    config,
+                    version: version.clone(),
+                });
+            }
             let config = config?;
             match asked.as_deref() {
                 None => {
@@ -199,6 +214,7 @@ fn network_of(config: &Value) -> Result<Network, CniError> {
         .or(ipam["ranges"][0][0]["subnet"].as_str())
         .ok_or_else(|| invalid("the ipam section names no subnet".into()))?;
     let subnet: Subnet = subnet.parse().map_err(|e: crate::error::Error| invalid(e.to_string()))?;
+    refuse_what_host_local_has_and_we_lack(ipam, subnet)?;
     let data_dir = ipam["dataDir"].as_str().unwrap_or("/var/lib/cni/networks");
     let bridge = config["bridge"].as_str().unwrap_or("cni0").to_string();
     if bridge.is_empty() || bridge.len() > 15 {
@@ -210,6 +226,13 @@ fn network_of(config: &Value) -> Result<Network, CniError> {
         Value::Bool(on) => Ok(*on),
         other => Err(invalid(format!("{key} is {other}, not true or false"))),
     };
+    if config["isGateway"] == json!(false) {
+        return Err(error(
+            code::UNSUPPORTED_FIELD,
+            "isGateway false: on this plugin's networks the bridge is always the pods' gateway",
+            "leave it out or say true",
+        ));
+    }
     let options = Options {
         hairpin: flag("hairpinMode")?,
         promiscuous: flag("promiscMode")?,
@@ -221,6 +244,39 @@ fn network_of(config: &Value) -> Result<Network, CniError> {
         return Err(invalid("hairpinMode and promiscMode cannot both be on".into()));
     }
     Ok(Network { bridge, subnet, mtu, state: Path::new(data_dir).join(name), options })
+}
+
+/// host-local's settings this plugin does not have are refused rather
+/// than ignored (a pod would get another address than the one asked for):
+/// one range only, the whole subnet, its first address the gateway; and
+/// the bridge is always the gateway.
+fn refuse_what_host_local_has_and_we_lack(ipam: &Value, subnet: Subnet) -> Result<(), CniError> {
+    let unsupported = |what: String| {
+        error(
+            code::UNSUPPORTED_FIELD,
+            what,
+            "this plugin gives a range of one whole subnet, its gateway first",
+        )
+    };
+    let ranges = ipam["ranges"]
+        .as_array()
+        .map_or(0, |sets| sets.iter().map(|s| s.as_array().map_or(1, Vec::len)).sum());
+    if ranges > 1 {
+        return Err(unsupported(format!("ipam.ranges has {ranges} ranges; this plugin takes one")));
+    }
+    let range = if ipam["subnet"].is_string() { ipam } else { &ipam["ranges"][0][0] };
+    for field in ["rangeStart", "rangeEnd"] {
+        if !range[field].is_null() {
+            return Err(unsupported(format!("ipam's {field}: this plugin gives out the whole subnet")));
+        }
+    }
+    if let Some(gateway) = range["gateway"].as_str().filter(|g| *g != subnet.gateway().to_string()) {
+        return Err(unsupported(format!(
+            "ipam's gateway {gateway}: on this plugin's networks it is {}",
+            subnet.gateway()
+        )));
+    }
+    Ok(())
 }
 
 /// Whether `path` names a network namespace: a file of the nsfs file

@@ -207,6 +207,7 @@ impl Network {
         Ok(())
     }
 
+    // ANCHOR: let_out
     /// The node forwards its pods' packets (ip_forward, as the reference
     /// plugin turns it on for a network whose bridge is the gateway) and,
     /// if the network masquerades, a rule makes the pod's packets leaving
@@ -222,6 +223,7 @@ impl Network {
         let subnet = (self.subnet.network, self.subnet.prefix);
         kernel::Nftables::open()?.masquerade(attachment.address, subnet, &self.owner_on_node(id, ifname))
     }
+    // ANCHOR_END: let_out
 
     fn unmasquerade(&self, id: &str, ifname: &str) -> Result<()> {
         match self.options.masquerade {

@@ -114,6 +114,7 @@ impl Nftables {
             m.number(NFTA_CHAIN_POLICY, libc::NF_ACCEPT as u32);
             m.text(NFTA_CHAIN_TYPE, "nat");
         });
+        // ANCHOR: rule
         batch.command(libc::NFT_MSG_NEWRULE, create | libc::NLM_F_APPEND as u16, |m| {
             m.text(NFTA_RULE_TABLE, MASQUERADE_TABLE);
             m.text(NFTA_RULE_CHAIN, MASQUERADE_CHAIN);
@@ -130,6 +131,7 @@ impl Nftables {
             });
             m.bytes(NFTA_RULE_USERDATA, &comment(owner));
         });
+        // ANCHOR_END: rule
         self.send(batch, "add the masquerade rule")
     }
 
