@@ -6,6 +6,8 @@
 //! each answered with the specification's error JSON and nothing half made.
 
 mod common;
+#[path = "common/containerd.rs"]
+mod containerd;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -735,4 +737,91 @@ fn masquerade_hairpin_and_promiscuous_as_the_reference() {
             assert_eq!(node_veths(&node), 0, "{case}");
         }
     }
+}
+
+/// Our plugin run by containerd's CRI plugin, as a node of Kubernetes runs
+/// it: a containerd of the test's own, in a namespace playing the node,
+/// with ours (and the reference loopback, which containerd runs for every
+/// pod) in its CNI directory. A CRI client, as kubelet, asks for a pod's
+/// sandbox: containerd makes the pod's network namespace, runs ours (ADD),
+/// and reports the address ours gave; the pod's eth0 has it. Stopping the
+/// sandbox runs DEL: the address is free, the veth gone.
+#[test]
+fn containerd_runs_ours_through_its_cri_plugin() {
+    let test = "containerd_runs_ours_through_its_cri_plugin";
+    if !common::needs_root_and_busybox(test)
+        || !needs_reference(test)
+        || !common::can_run(test, containerd::missing_tools())
+    {
+        return;
+    }
+    let mut namespaces = Namespaces::new().unwrap();
+    let node = namespaces.make("node").unwrap();
+    let dir = namespaces.dir.clone();
+    let rootfs = dir.join("rootfs");
+    let built = common::run(
+        Command::new(common::example("01-chroot")).arg("--rootfs").arg(&rootfs).args(["-q", "true"]),
+    );
+    assert_eq!(built.code, Some(0), "{}", built.stderr);
+    let image = "podlab.test/pause:1";
+    containerd::oci_image(&rootfs, image, &["sleep", "100000"], &dir.join("pause.tar"));
+    let (bin, net_d) = (dir.join("bin"), dir.join("net.d"));
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&net_d).unwrap();
+    std::os::unix::fs::symlink(ours(), bin.join("podlab-bridge")).unwrap();
+    std::os::unix::fs::symlink(Path::new(REFERENCE).join("loopback"), bin.join("loopback")).unwrap();
+    let data = dir.join("ipam");
+    let mut plugin_config = config("podlab-bridge", &data, "1.0.0");
+    plugin_config.as_object_mut().unwrap().remove("cniVersion");
+    let list = json!({"cniVersion": "1.0.0", "name": "pods", "plugins": [plugin_config]});
+    std::fs::write(net_d.join("10-pods.conflist"), list.to_string()).unwrap();
+
+    let settings = containerd::CriSettings { cni_bin: &bin, cni_conf: &net_d, sandbox_image: image };
+    let containerd = containerd::Containerd::start(&dir, Some(&settings), Some(&node));
+    let imported = containerd.ctr(&["image", "import", dir.join("pause.tar").to_str().unwrap()]);
+    assert_eq!(imported.code, Some(0), "import: {}\n{}", imported.stderr, containerd.log());
+    let mut cri = containerd::Cri::connect(&containerd.socket()).unwrap();
+    let sandbox = k8s_cri::v1::PodSandboxConfig {
+        metadata: Some(k8s_cri::v1::PodSandboxMetadata {
+            name: "pod-a".into(),
+            uid: "uid-a".into(),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: "pod-a".into(),
+        log_directory: dir.join("logs").to_str().unwrap().into(),
+        linux: Some(k8s_cri::v1::LinuxPodSandboxConfig {
+            cgroup_parent: format!("/{}", containerd.pods_cgroup),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let id = cri.run_pod(sandbox).unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", containerd.log()));
+    let (status, info) = cri.pod_status(&id).unwrap();
+    let network = status.network.unwrap_or_default();
+    assert_eq!(network.ip, "10.244.1.2", "the address ours gave, as containerd reports it");
+    assert_eq!(reservations(&data.join("pods")), ["10.244.1.2"]);
+    let owner = std::fs::read_to_string(data.join("pods/10.244.1.2")).unwrap();
+    assert_eq!(owner.trim(), format!("{id} eth0"), "held by the sandbox's id and eth0");
+    assert_eq!(node_veths(&node), 1);
+    // The pod's network namespace, from the sandbox's OCI spec.
+    let info: Value = serde_json::from_str(&info["info"]).unwrap();
+    let netns = info["runtimeSpec"]["linux"]["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["type"] == json!("network"))
+        .and_then(|n| n["path"].as_str())
+        .map(PathBuf::from)
+        .unwrap();
+    let (links, addresses, gateway) = pod_view(&netns);
+    assert_eq!(links, ["eth0", "lo"]);
+    assert_eq!(addresses, [(IpAddr::V4("10.244.1.2".parse().unwrap()), 24)]);
+    assert_eq!(gateway, Some(IpAddr::V4("10.244.1.1".parse().unwrap())));
+
+    cri.stop(&id).unwrap_or_else(|e| panic!("StopPodSandbox: {e}\n{}", containerd.log()));
+    assert!(reservations(&data.join("pods")).is_empty(), "DEL freed the address");
+    assert_eq!(node_veths(&node), 0, "DEL took the veth away");
+    cri.remove(&id).unwrap();
+    assert!(!netns.exists(), "containerd removed the pod's network namespace");
 }
