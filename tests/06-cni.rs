@@ -542,27 +542,69 @@ fn the_runner_runs_the_first_configuration_as_a_chain_with_theirs() {
 
 /// libcni, built from Debian's source of it: the Go library containerd,
 /// CRI-O and cnitool call plugins with (`tests/peers/libcni`, a tool of a
-/// few lines around it, builds in a second).
-fn libcni(scratch: &Path) -> PathBuf {
-    let gopath = scratch.join("gopath");
-    std::fs::create_dir_all(gopath.join("src")).unwrap();
-    std::os::unix::fs::symlink(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/libcni"),
-        gopath.join("src/libcni"),
-    )
-    .unwrap();
-    let program = scratch.join("libcni");
-    let built = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&program)
-        .arg("libcni")
-        .env("GOPATH", format!("{}:{LIBCNI_SOURCE}", gopath.display()))
-        .env("GO111MODULE", "off")
-        .env("GOCACHE", scratch.join("gocache"))
-        .status()
-        .expect("go runs");
-    assert!(built.success(), "the libcni tool does not build");
-    program
+/// few lines around it, builds in a second), run in a node's namespace
+/// with our plugin as `podlab-bridge` and the reference plugins.
+struct Libcni {
+    program: PathBuf,
+    plugins: String,
+    cache: PathBuf,
+    node: PathBuf,
+}
+
+impl Libcni {
+    fn build(scratch: &Path, node: &Path) -> Libcni {
+        let gopath = scratch.join("gopath");
+        std::fs::create_dir_all(gopath.join("src")).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/libcni");
+        std::os::unix::fs::symlink(source, gopath.join("src/libcni")).unwrap();
+        let program = scratch.join("libcni");
+        let built = Command::new("go")
+            .args(["build", "-o"])
+            .arg(&program)
+            .arg("libcni")
+            .env("GOPATH", format!("{}:{LIBCNI_SOURCE}", gopath.display()))
+            .env("GO111MODULE", "off")
+            .env("GOCACHE", scratch.join("gocache"))
+            .status()
+            .expect("go runs");
+        assert!(built.success(), "the libcni tool does not build");
+        let bin = scratch.join("libcni-bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(ours(), bin.join("podlab-bridge")).unwrap();
+        Libcni {
+            program,
+            plugins: format!("{}:{REFERENCE}", bin.display()),
+            cache: scratch.join("libcni-cache"),
+            node: node.to_path_buf(),
+        }
+    }
+
+    /// libcni's `command` (validate, add, check, del) of the chain in
+    /// `conflist` for the pod whose namespace is `pod`, with kubelet's
+    /// capability arguments `capabilities`: whether it succeeded, its
+    /// stdout, its stderr.
+    fn run(
+        &self,
+        command: &str,
+        conflist: &Path,
+        pod: &Path,
+        capabilities: &Value,
+    ) -> (bool, String, String) {
+        let output = in_network_namespace(&self.node, || {
+            Ok(Command::new(&self.program)
+                .args([command, conflist.to_str().unwrap(), "pod-a", pod.to_str().unwrap(), "eth0"])
+                .env("CNI_PATH", &self.plugins)
+                .env("CNI_CACHE_DIR", &self.cache)
+                .env("CNI_CAPABILITY_ARGS", capabilities.to_string())
+                // The reference plugins run iptables, found on the PATH.
+                .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+                .output()
+                .unwrap())
+        })
+        .unwrap();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (output.status.success(), text(&output.stdout), text(&output.stderr))
+    }
 }
 
 const LIBCNI_SOURCE: &str = "/usr/share/gocode";
@@ -590,11 +632,7 @@ fn libcni_runs_ours_in_a_chain() {
     }
     let mut namespaces = Namespaces::new().unwrap();
     let node = namespaces.make("node").unwrap();
-    let libcni = libcni(&namespaces.dir);
-    let bin = namespaces.dir.join("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(ours(), bin.join("podlab-bridge")).unwrap();
-    let cache = namespaces.dir.join("cache");
+    let libcni = Libcni::build(&namespaces.dir, &node);
     for version in ["0.4.0", "1.0.0"] {
         let pod = namespaces.make(&format!("pod-{version}")).unwrap();
         let data = namespaces.dir.join(format!("ipam-{version}"));
@@ -607,19 +645,7 @@ fn libcni_runs_ours_in_a_chain() {
         });
         let conflist = namespaces.dir.join(format!("{version}.conflist"));
         std::fs::write(&conflist, chain.to_string()).unwrap();
-        let run = |command: &str| -> (bool, String, String) {
-            let output = in_network_namespace(&node, || {
-                Ok(Command::new(&libcni)
-                    .args([command, conflist.to_str().unwrap(), "pod-a", pod.to_str().unwrap(), "eth0"])
-                    .env("CNI_PATH", format!("{}:{REFERENCE}", bin.display()))
-                    .env("CNI_CACHE_DIR", &cache)
-                    .output()
-                    .unwrap())
-            })
-            .unwrap();
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            (output.status.success(), text(&output.stdout), text(&output.stderr))
-        };
+        let run = |command: &str| libcni.run(command, &conflist, &pod, &json!({}));
         let validated = run("validate");
         assert!(validated.0, "{version}: validate: {}", validated.2);
         let added = run("add");
@@ -641,9 +667,78 @@ fn libcni_runs_ours_in_a_chain() {
         assert_eq!(pod_view(&pod).0, ["lo"], "{version}: eth0 is gone");
         assert_eq!(node_veths(&node), 0, "{version}: the node's end is gone");
         assert!(reservations(&data.join("pods")).is_empty(), "{version}: the address is free");
-        let cached = std::fs::read_dir(cache.join("results")).map(|d| d.count()).unwrap_or(0);
+        let cached = std::fs::read_dir(libcni.cache.join("results")).map(|d| d.count()).unwrap_or(0);
         assert_eq!(cached, 0, "{version}: libcni's cache is empty");
     }
+}
+
+/// A wire from the node (`uplink`, 198.51.100.1) to a namespace playing
+/// the world beyond it (`eth0`, 198.51.100.2), which has no route to the
+/// pods.
+fn wire_to_the_world(node: &Path, world: &Path) {
+    in_network_namespace(node, || {
+        let netlink = Netlink::open()?;
+        netlink.add_veth_across("uplink", "eth0", world)?;
+        netlink.add_address("uplink", "198.51.100.1".parse().unwrap(), 24)?;
+        netlink.set_up("uplink")
+    })
+    .unwrap();
+    in_network_namespace(world, || {
+        let netlink = Netlink::open()?;
+        netlink.add_address("eth0", "198.51.100.2".parse().unwrap(), 24)?;
+        netlink.set_up("eth0")?;
+        netlink.set_up("lo")
+    })
+    .unwrap();
+}
+
+/// The reference portmap plugin chained after ours, run by libcni with
+/// kubelet's port mapping (the node's port 8080 to the pod's 80): a
+/// client in the world connects to the node's port and reaches the pod's
+/// server, which sees the client's own address. After DEL the node's port
+/// leads nowhere, and nothing of either plugin is left.
+#[test]
+fn portmap_after_ours_forwards_the_nodes_port_to_the_pod() {
+    if !needs_libcni("portmap_after_ours_forwards_the_nodes_port_to_the_pod") {
+        return;
+    }
+    use std::net::{TcpListener, TcpStream};
+    let mut namespaces = Namespaces::new().unwrap();
+    let node = namespaces.make("node").unwrap();
+    let world = namespaces.make("world").unwrap();
+    let pod = namespaces.make("pod").unwrap();
+    wire_to_the_world(&node, &world);
+    let libcni = Libcni::build(&namespaces.dir, &node);
+    let mut ours_config = config("podlab-bridge", &namespaces.dir.join("ipam"), "1.0.0");
+    ours_config.as_object_mut().unwrap().remove("cniVersion");
+    let chain = json!({
+        "cniVersion": "1.0.0",
+        "name": "pods",
+        "plugins": [ours_config, {"type": "portmap", "capabilities": {"portMappings": true}}],
+    });
+    let conflist = namespaces.dir.join("pods.conflist");
+    std::fs::write(&conflist, chain.to_string()).unwrap();
+    let ports = json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]});
+    let added = libcni.run("add", &conflist, &pod, &ports);
+    assert!(added.0, "ADD: {}", added.2);
+
+    let server = in_network_namespace(&pod, || Ok(TcpListener::bind("0.0.0.0:80").unwrap())).unwrap();
+    server.set_nonblocking(true).unwrap();
+    let node_port = "198.51.100.1:8080".parse().unwrap();
+    let wait = std::time::Duration::from_millis(1500);
+    let reached =
+        in_network_namespace(&world, || Ok(TcpStream::connect_timeout(&node_port, wait).is_ok())).unwrap();
+    assert!(reached, "the world reached the node's port 8080");
+    let (_, client) = server.accept().expect("the pod's server took the connection");
+    assert_eq!(client.ip().to_string(), "198.51.100.2", "the pod sees the client's own address");
+
+    let deleted = libcni.run("del", &conflist, &pod, &ports);
+    assert!(deleted.0, "DEL: {}", deleted.2);
+    let reached =
+        in_network_namespace(&world, || Ok(TcpStream::connect_timeout(&node_port, wait).is_ok())).unwrap();
+    assert!(!reached, "after DEL the node's port leads nowhere");
+    assert_eq!(node_veths(&node), 0);
+    assert!(reservations(&namespaces.dir.join("ipam/pods")).is_empty());
 }
 
 /// ipMasq, hairpinMode and promiscMode as the reference bridge plugin
@@ -660,7 +755,7 @@ fn masquerade_hairpin_and_promiscuous_as_the_reference() {
     }
     use std::net::{SocketAddr, TcpListener, TcpStream};
     let mut namespaces = Namespaces::new().unwrap();
-    let server: SocketAddr = "198.51.100.2:8080".parse().unwrap();
+    let server: SocketAddr = "198.51.100.2:8080".parse().unwrap(); // in the world
     let reference = Path::new(REFERENCE).join("bridge");
     // Hairpin with masquerade, a promiscuous bridge without: the two modes
     // cannot go together.
@@ -672,21 +767,8 @@ fn masquerade_hairpin_and_promiscuous_as_the_reference() {
         let node = namespaces.make(&format!("node-{tag}")).unwrap();
         let world = namespaces.make(&format!("world-{tag}")).unwrap();
         let pod = namespaces.make(&format!("pod-{tag}")).unwrap();
-        in_network_namespace(&node, || {
-            let netlink = Netlink::open()?;
-            netlink.add_veth_across("uplink", "eth0", &world)?;
-            netlink.add_address("uplink", "198.51.100.1".parse().unwrap(), 24)?;
-            netlink.set_up("uplink")
-        })
-        .unwrap();
-        let listener = in_network_namespace(&world, || {
-            let netlink = Netlink::open()?;
-            netlink.add_address("eth0", server.ip(), 24)?;
-            netlink.set_up("eth0")?;
-            netlink.set_up("lo")?;
-            Ok(TcpListener::bind(server).unwrap())
-        })
-        .unwrap();
+        wire_to_the_world(&node, &world);
+        let listener = in_network_namespace(&world, || Ok(TcpListener::bind(server).unwrap())).unwrap();
         let mut config = config(
             if name == "ours" { "podlab-bridge" } else { "bridge" },
             &namespaces.dir.join(format!("ipam-{tag}")),

@@ -5,8 +5,10 @@
 //	libcni validate|add|check|del CONFLIST CONTAINER-ID NETNS IFNAME
 //
 // Plugins are found in CNI_PATH; results are cached in CNI_CACHE_DIR. The
-// arguments kubelet passes (CNI_ARGS) are passed too. add prints the result
-// as libcni parsed it; validate prints the versions the chain's plugins speak.
+// arguments kubelet passes (CNI_ARGS) are passed too, and the capability
+// arguments in CNI_CAPABILITY_ARGS (JSON: {"portMappings": [...]}, as
+// kubelet's port mappings reach libcni). add prints the result as libcni
+// parsed it; validate prints the versions the chain's plugins speak.
 package main
 
 import (
@@ -38,6 +40,11 @@ func main() {
 			{"K8S_POD_NAME", "pod-a"},
 			{"K8S_POD_INFRA_CONTAINER_ID", os.Args[3]},
 		},
+	}
+	if capabilities := os.Getenv("CNI_CAPABILITY_ARGS"); capabilities != "" {
+		if err := json.Unmarshal([]byte(capabilities), &runtime.CapabilityArgs); err != nil {
+			fail(err)
+		}
 	}
 	ctx := context.Background()
 	switch os.Args[1] {
