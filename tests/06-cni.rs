@@ -235,6 +235,11 @@ fn malformed_input_gets_the_specs_errors_and_nothing_is_made() {
         ]
     };
     let add = |netns: &str| env("ADD", netns, "eth0");
+    let with_id = |netns: &str, id: &str| -> Vec<(String, String)> {
+        let mut env = add(netns);
+        env[1].1 = id.to_string();
+        env
+    };
     type Case = (&'static str, Vec<(String, String)>, String, u32);
     let cases: Vec<Case> = vec![
         ("stdin that is not JSON", add(&netns), "{ not json".into(), 6),
@@ -311,6 +316,8 @@ fn malformed_input_gets_the_specs_errors_and_nothing_is_made() {
         ),
         ("a bridge that is not the gateway", add(&netns), with(&|c| c["isGateway"] = json!(false)), 2),
         ("ipMasq that is not a boolean", add(&netns), with(&|c| c["ipMasq"] = json!("yes")), 7),
+        ("a container id with a space", with_id(&netns, "a b"), good.to_string(), 4),
+        ("a container id that climbs", with_id(&netns, "../a"), good.to_string(), 4),
         ("CHECK without prevResult", env("CHECK", &netns, "eth0"), good.to_string(), 7),
     ];
     assert!(cases.len() >= 20);

@@ -139,6 +139,9 @@ impl Request {
                 }
             };
             let container_id = needed("CNI_CONTAINERID")?;
+            if per_container {
+                valid_container_id(&container_id)?;
+            }
             let ifname = needed("CNI_IFNAME")?;
             // DEL may come after the namespace is gone, and with none at all.
             let netns = if command == "ADD" || command == "CHECK" {
@@ -159,6 +162,23 @@ impl Request {
             })
         })();
         (version, request)
+    }
+}
+
+/// A container id as the specification has it: a letter or digit, then
+/// letters, digits, '_', '.' and '-' (so never a path, nor a space, which
+/// separates it from the interface in the node's records).
+fn valid_container_id(id: &str) -> Result<(), CniError> {
+    let mut characters = id.chars();
+    let fine = characters.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && characters.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    match fine {
+        true => Ok(()),
+        false => Err(error(
+            code::INVALID_ENVIRONMENT,
+            format!("CNI_CONTAINERID {id:?} is not a container id"),
+            "a letter or digit, then letters, digits, '_', '.' or '-'",
+        )),
     }
 }
 

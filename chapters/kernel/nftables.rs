@@ -166,8 +166,12 @@ impl Nftables {
 
     /// Removes the masquerade rules of `owner` (none is no error).
     pub fn unmasquerade(&mut self, owner: &str) -> Result<()> {
-        let handles: Vec<u64> =
-            self.masquerade_rules()?.into_iter().filter(|(o, _)| o == owner).map(|(_, h)| h).collect();
+        let handles: Vec<u64> = self
+            .masquerade_rules()?
+            .into_iter()
+            .filter(|(o, _)| o == as_kept(owner))
+            .map(|(_, h)| h)
+            .collect();
         if handles.is_empty() {
             return Ok(());
         }
@@ -289,11 +293,23 @@ fn attributes(mut bytes: &[u8]) -> Vec<(u16, &[u8])> {
     found
 }
 
+/// The longest comment a rule's userdata holds (255 bytes, its NUL included).
+const COMMENT_MAX: usize = 254;
+
+/// `owner` as a rule's comment keeps it: cut to [`COMMENT_MAX`] bytes, at a
+/// character's edge.
+fn as_kept(owner: &str) -> &str {
+    let mut end = owner.len().min(COMMENT_MAX);
+    while !owner.is_char_boundary(end) {
+        end -= 1;
+    }
+    &owner[..end]
+}
+
 fn comment(owner: &str) -> Vec<u8> {
-    let text = owner.as_bytes();
-    let length = text.len().min(254);
-    let mut data = vec![NFTNL_UDATA_RULE_COMMENT, length as u8 + 1];
-    data.extend_from_slice(&text[..length]);
+    let text = as_kept(owner).as_bytes();
+    let mut data = vec![NFTNL_UDATA_RULE_COMMENT, text.len() as u8 + 1];
+    data.extend_from_slice(text);
     data.push(0);
     data
 }
@@ -456,5 +472,19 @@ impl Batch {
         );
         self.bytes.extend_from_slice(&end.finish());
         (self.bytes, self.sequence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_owner_is_found_by_the_comment_it_was_cut_to() {
+        let owner = format!("pods: {} eth0", "é".repeat(200));
+        let kept = comment_of(&comment(&owner));
+        assert!(kept.len() <= COMMENT_MAX && owner.starts_with(&kept), "{kept}");
+        assert_eq!(kept, as_kept(&owner), "what DEL compares is what ADD wrote");
+        assert_eq!(comment_of(&comment("pods: a eth0")), "pods: a eth0");
     }
 }
