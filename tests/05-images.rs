@@ -93,8 +93,16 @@ fn the_demo_image_unpacks_as_umoci_unpacks_it() {
 
 /// buildah, with its storage in the test's scratch directory (vfs: no
 /// mounts), so that nothing of it is left on the machine.
+/// A peer (skopeo, buildah) run with a /var/lib of its own: the cache it
+/// keeps there (/var/lib/containers/cache) goes with it.
+fn peer(program: &str) -> Command {
+    let mut command = Command::new(program);
+    podlab::kernel::with_private_var_lib(&mut command);
+    command
+}
+
 fn buildah(scratch: &Path) -> Command {
-    let mut buildah = Command::new("buildah");
+    let mut buildah = peer("buildah");
     buildah
         .arg("--root")
         .arg(scratch.join("buildah/storage"))
@@ -180,7 +188,7 @@ fn an_image_built_by_buildah_and_converted_by_skopeo_unpacks_as_with_umoci() {
     // committed in Docker's format and pushed by buildah itself.
     let registry = LocalRegistry::start(scratch.path(), Auth::Anonymous).unwrap();
     let converted: Reference = format!("{}/buildah/two:1", registry.address).parse().unwrap();
-    succeeds(Command::new("skopeo").arg("--policy").arg(policy(scratch.path())).args([
+    succeeds(peer("skopeo").arg("--policy").arg(policy(scratch.path())).args([
         "copy",
         "--dest-tls-verify=false",
         "--format",
@@ -836,7 +844,7 @@ fn pull_from_a_registry(auth: &str) {
 fn skopeo_copy(scratch: &Path, reference: &Reference, user: Option<&str>) -> PathBuf {
     std::fs::create_dir_all(scratch).unwrap();
     let copy = scratch.join("skopeo-copy");
-    let mut skopeo = Command::new("skopeo");
+    let mut skopeo = peer("skopeo");
     // As it is: skopeo would otherwise gzip an uncompressed layer.
     skopeo.arg("--policy").arg(policy(scratch)).args([
         "copy",
@@ -1244,7 +1252,7 @@ fn sequence_diagram(narration: &str, hosts: &[(&str, &str)]) -> String {
 fn push_the_demo_image(scratch: &Path, address: &str, user: Option<&str>) -> PathBuf {
     let layout = scratch.join("layout");
     build::demo_image(&layout).unwrap();
-    let mut skopeo = Command::new("skopeo");
+    let mut skopeo = peer("skopeo");
     skopeo.arg("--policy").arg(policy(scratch)).args(["copy", "--dest-tls-verify=false"]);
     if let Some(user) = user {
         skopeo.arg(format!("--dest-creds={user}"));

@@ -648,7 +648,12 @@ fn libcni_runs_ours_in_a_chain() {
         let chain = json!({
             "cniVersion": version,
             "name": "pods",
-            "plugins": [{"type": "loopback"}, ours_config, {"type": "tuning", "mac": "c2:00:00:00:06:06"}],
+            "plugins": [
+                {"type": "loopback"},
+                ours_config,
+                // tuning keeps what it changed in its dataDir (by default in /run/cni).
+                {"type": "tuning", "mac": "c2:00:00:00:06:06", "dataDir": namespaces.dir.join("tuning")},
+            ],
         });
         let conflist = namespaces.dir.join(format!("{version}.conflist"));
         std::fs::write(&conflist, chain.to_string()).unwrap();

@@ -203,6 +203,7 @@ fn bench(args: Args) -> Result<ExitCode> {
             let (policy, reference) = (policy.clone(), reference.clone());
             Box::new(move |to: &Path| {
                 let mut command = Command::new("skopeo");
+                kernel::with_private_var_lib(&mut command);
                 command.arg("--policy").arg(&policy).args([
                     "copy",
                     "--quiet",

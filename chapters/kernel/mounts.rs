@@ -132,6 +132,33 @@ pub fn pivot_root(new_root: &Path, put_old: &Path) -> Result<()> {
         .map_err(|e| failed(format!("pivot_root({new_root:?}, {put_old:?})"), e))
 }
 
+/// Makes `command` run in a mount namespace of its own in which /var/lib is
+/// an empty tmpfs. Peers such as skopeo and buildah keep caches there
+/// (/var/lib/containers/cache) that would outlive the run; this way they
+/// go with the namespace when the command ends.
+pub fn with_private_var_lib(command: &mut std::process::Command) -> &mut std::process::Command {
+    use std::os::unix::process::CommandExt;
+    narrate!(
+        "for {:?}: unshare(CLONE_NEWNS), mount(\"tmpfs\", \"/var/lib\", \"tmpfs\"): a /var/lib of its own",
+        command.get_program()
+    );
+    let done = |returned: i32| match returned {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    // SAFETY: between fork and exec only system calls are made, with
+    // constant arguments: nothing allocates or takes a lock.
+    unsafe {
+        command.pre_exec(move || {
+            use nix::libc;
+            done(libc::unshare(libc::CLONE_NEWNS))?;
+            let private = libc::MS_REC | libc::MS_PRIVATE;
+            done(libc::mount(c"none".as_ptr(), c"/".as_ptr(), std::ptr::null(), private, std::ptr::null()))?;
+            done(libc::mount(c"tmpfs".as_ptr(), c"/var/lib".as_ptr(), c"tmpfs".as_ptr(), 0, std::ptr::null()))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
