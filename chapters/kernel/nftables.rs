@@ -184,7 +184,11 @@ impl Nftables {
                 m.bytes(NFTA_RULE_HANDLE, &handle.to_be_bytes());
             });
         }
-        self.send(batch, "delete the masquerade rule")
+        match self.send(batch, "delete the masquerade rule") {
+            // Another DEL of the same pod may have removed it first: gone is gone.
+            Err(_) if !self.masquerade_rules()?.iter().any(|(o, _)| o == as_kept(owner)) => Ok(()),
+            done => done,
+        }
     }
 
     fn next(&mut self) -> u32 {
