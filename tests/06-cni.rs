@@ -684,6 +684,27 @@ fn libcni_runs_ours_in_a_chain() {
     }
 }
 
+/// How long a connection that should work may take: a new bridge port
+/// forwards only once the kernel has seen its carrier come up (link
+/// events are handled up to a second late), so a first SYN may be lost
+/// and sent again a second later.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The peer of a connection `listener` (non-blocking) has taken, waiting
+/// for it up to [`PATIENCE`]: the client's connect returns when the
+/// server's answer reaches it, a moment before its last ACK reaches the
+/// server.
+fn accepted(listener: &std::net::TcpListener) -> Option<std::net::SocketAddr> {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::time::Instant::now() < deadline {
+        if let Ok((_, peer)) = listener.accept() {
+            return Some(peer);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
+}
+
 /// A wire from the node (`uplink`, 198.51.100.1) to a namespace playing
 /// the world beyond it (`eth0`, 198.51.100.2), which has no route to the
 /// pods.
@@ -737,17 +758,18 @@ fn portmap_after_ours_forwards_the_nodes_port_to_the_pod() {
     let server = in_network_namespace(&pod, || Ok(TcpListener::bind("0.0.0.0:80").unwrap())).unwrap();
     server.set_nonblocking(true).unwrap();
     let node_port = "198.51.100.1:8080".parse().unwrap();
-    let wait = std::time::Duration::from_millis(1500);
     let reached =
-        in_network_namespace(&world, || Ok(TcpStream::connect_timeout(&node_port, wait).is_ok())).unwrap();
+        in_network_namespace(&world, || Ok(TcpStream::connect_timeout(&node_port, PATIENCE).is_ok()))
+            .unwrap();
     assert!(reached, "the world reached the node's port 8080");
-    let (_, client) = server.accept().expect("the pod's server took the connection");
+    let client = accepted(&server).expect("the pod's server took the connection");
     assert_eq!(client.ip().to_string(), "198.51.100.2", "the pod sees the client's own address");
 
     let deleted = libcni.run("del", &conflist, &pod, &ports);
     assert!(deleted.0, "DEL: {}", deleted.2);
     let reached =
-        in_network_namespace(&world, || Ok(TcpStream::connect_timeout(&node_port, wait).is_ok())).unwrap();
+        in_network_namespace(&world, || Ok(TcpStream::connect_timeout(&node_port, PATIENCE).is_ok()))
+            .unwrap();
     assert!(!reached, "after DEL the node's port leads nowhere");
     assert_eq!(node_veths(&node), 0);
     assert!(reservations(&namespaces.dir.join("ipam/pods")).is_empty());
@@ -804,13 +826,13 @@ fn masquerade_hairpin_and_promiscuous_as_the_reference() {
         );
 
         listener.set_nonblocking(true).unwrap();
-        let connected = in_network_namespace(&pod, || {
-            Ok(TcpStream::connect_timeout(&server, std::time::Duration::from_millis(1500)).is_ok())
-        })
-        .unwrap();
+        // Without masquerade the answer never comes: a short wait says so.
+        let wait = if masquerade { PATIENCE } else { std::time::Duration::from_millis(1500) };
+        let connected =
+            in_network_namespace(&pod, || Ok(TcpStream::connect_timeout(&server, wait).is_ok())).unwrap();
         assert_eq!(connected, masquerade, "{case}: the pod reached the world");
         if masquerade {
-            let (_, peer) = listener.accept().unwrap();
+            let peer = accepted(&listener).expect("the world's server took the connection");
             assert_eq!(peer.ip().to_string(), "198.51.100.1", "{case}: the world sees the node's address");
         }
         if name == "ours" {
