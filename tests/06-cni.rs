@@ -192,6 +192,21 @@ fn ours_and_the_reference_bridge_make_the_same_network() {
     assert_eq!(ours.3, ((vec!["lo".to_string()], vec![], None), 0, vec![]), "nothing left");
 }
 
+/// A plugin's configuration as an entry of a configuration list, which
+/// gives the version for all its plugins.
+fn in_a_list(mut config: Value) -> Value {
+    config.as_object_mut().unwrap().remove("cniVersion");
+    config
+}
+
+/// The owners of the node's masquerade rules (their comments), sorted.
+fn masquerade_owners(node: &Path) -> Vec<String> {
+    let rules = in_network_namespace(node, || podlab::kernel::Nftables::open()?.masquerade_rules()).unwrap();
+    let mut owners: Vec<String> = rules.into_iter().map(|(owner, _)| owner).collect();
+    owners.sort();
+    owners
+}
+
 /// The addresses a host-local-style directory holds.
 fn reservations(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -348,12 +363,7 @@ fn version_del_without_netns_gc_and_status() {
     let data = namespaces.dir.join("ipam");
     let mut config = config("podlab-bridge", &data, "1.1.0");
     config["ipMasq"] = json!(true);
-    let masqueraded = || -> Vec<String> {
-        let rules = in_network_namespace(&node, || podlab::kernel::Nftables::open()?.masquerade_rules());
-        let mut owners: Vec<String> = rules.unwrap().into_iter().map(|(owner, _)| owner).collect();
-        owners.sort();
-        owners
-    };
+    let masqueraded = || masquerade_owners(&node);
     let version = plugin(&ours(), &node, &[("CNI_COMMAND", "VERSION")], &config.to_string());
     assert_eq!(
         version.json(),
@@ -425,8 +435,7 @@ fn fifty_adds_at_once_get_fifty_addresses() {
     let mut config = config("podlab-bridge", &data, "1.1.0");
     config["ipMasq"] = json!(true);
     let config = config.to_string();
-    let rules =
-        || in_network_namespace(&node, || podlab::kernel::Nftables::open()?.masquerade_rules()).unwrap();
+    let rules = || masquerade_owners(&node);
     let run_all = |command: &'static str| -> Vec<Said> {
         std::thread::scope(|scope| {
             let runs: Vec<_> = pods
@@ -491,8 +500,7 @@ fn the_runner_runs_the_first_configuration_as_a_chain_with_theirs() {
     std::fs::create_dir_all(&net_d).unwrap();
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(ours(), bin.join("podlab-bridge")).unwrap();
-    let mut ours_config = config("podlab-bridge", &namespaces.dir.join("ipam"), "1.0.0");
-    ours_config.as_object_mut().unwrap().remove("cniVersion");
+    let ours_config = in_a_list(config("podlab-bridge", &namespaces.dir.join("ipam"), "1.0.0"));
     let chain = json!({
         "cniVersion": "1.0.0",
         "name": "pods",
@@ -643,8 +651,7 @@ fn libcni_runs_ours_in_a_chain() {
     for version in ["0.4.0", "1.0.0"] {
         let pod = namespaces.make(&format!("pod-{version}")).unwrap();
         let data = namespaces.dir.join(format!("ipam-{version}"));
-        let mut ours_config = config("podlab-bridge", &data, version);
-        ours_config.as_object_mut().unwrap().remove("cniVersion");
+        let ours_config = in_a_list(config("podlab-bridge", &data, version));
         let chain = json!({
             "cniVersion": version,
             "name": "pods",
@@ -742,8 +749,7 @@ fn portmap_after_ours_forwards_the_nodes_port_to_the_pod() {
     let pod = namespaces.make("pod").unwrap();
     wire_to_the_world(&node, &world);
     let libcni = Libcni::build(&namespaces.dir, &node);
-    let mut ours_config = config("podlab-bridge", &namespaces.dir.join("ipam"), "1.0.0");
-    ours_config.as_object_mut().unwrap().remove("cniVersion");
+    let ours_config = in_a_list(config("podlab-bridge", &namespaces.dir.join("ipam"), "1.0.0"));
     let chain = json!({
         "cniVersion": "1.0.0",
         "name": "pods",
@@ -816,7 +822,7 @@ fn masquerade_hairpin_and_promiscuous_as_the_reference() {
         let modes = in_network_namespace(&node, || {
             let netlink = Netlink::open()?;
             let port = netlink.links()?.into_iter().find(|l| l.starts_with("veth")).unwrap();
-            netlink.bridge_modes(&port, "cni0")
+            Ok((netlink.hairpins(&port)?, netlink.is_promiscuous("cni0")?))
         })
         .unwrap();
         assert_eq!(
@@ -836,9 +842,7 @@ fn masquerade_hairpin_and_promiscuous_as_the_reference() {
             assert_eq!(peer.ip().to_string(), "198.51.100.1", "{case}: the world sees the node's address");
         }
         if name == "ours" {
-            let rules = || {
-                in_network_namespace(&node, || podlab::kernel::Nftables::open()?.masquerade_rules()).unwrap()
-            };
+            let rules = || masquerade_owners(&node);
             assert_eq!(rules().len(), usize::from(masquerade), "{case}: one rule for the pod");
             podlab::kernel::remove_network_namespace(&pod).unwrap();
             let del = [
@@ -887,8 +891,7 @@ fn containerd_runs_ours_through_its_cri_plugin() {
     std::os::unix::fs::symlink(ours(), bin.join("podlab-bridge")).unwrap();
     std::os::unix::fs::symlink(Path::new(REFERENCE).join("loopback"), bin.join("loopback")).unwrap();
     let data = dir.join("ipam");
-    let mut plugin_config = config("podlab-bridge", &data, "1.0.0");
-    plugin_config.as_object_mut().unwrap().remove("cniVersion");
+    let plugin_config = in_a_list(config("podlab-bridge", &data, "1.0.0"));
     let list = json!({"cniVersion": "1.0.0", "name": "pods", "plugins": [plugin_config]});
     std::fs::write(net_d.join("10-pods.conflist"), list.to_string()).unwrap();
 

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{host_veth_name, Ipam, Network, Options, Subnet};
-use crate::kernel::{in_network_namespace, mac_text, Netlink, Nftables};
+use super::{holder, host_veth_name, Ipam, Network, Options, Subnet};
+use crate::kernel::{in_network_namespace, mac_text, Netlink};
 
 /// The versions of the specification this plugin speaks.
 pub const SUPPORTED: &[&str] = &["0.4.0", "1.0.0", "1.1.0"];
@@ -438,38 +438,15 @@ fn check(request: &Request) -> Result<String, CniError> {
 /// GC (CNI 1.1): every address not held by one of the valid attachments
 /// the runtime lists is released, and its veth's end on the node removed.
 fn collect_garbage(request: &Request) -> Result<String, CniError> {
-    let network = network_of(&request.config)?;
-    let valid = request.config["cni.dev/valid-attachments"].as_array().cloned().unwrap_or_default();
-    let keep: Vec<String> = valid
+    let valid: Vec<String> = request.config["cni.dev/valid-attachments"]
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
         .iter()
-        .map(|a| {
-            format!("{} {}", a["containerID"].as_str().unwrap_or(""), a["ifname"].as_str().unwrap_or(""))
-        })
+        .map(|a| holder(a["containerID"].as_str().unwrap_or(""), a["ifname"].as_str().unwrap_or("")))
         .collect();
-    let io = |e: crate::error::Error| error(code::IO_FAILURE, "garbage collection failed", e.to_string());
-    let ipam = Ipam::open(&network.state, network.subnet).map_err(io)?;
-    for (_, owner) in ipam.reservations().map_err(io)? {
-        if keep.contains(&owner) {
-            continue;
-        }
-        let (id, ifname) = owner.split_once(' ').unwrap_or((owner.as_str(), ""));
-        ipam.release(&owner).map_err(io)?;
-        let node = Netlink::open().map_err(io)?;
-        let host = host_veth_name(id, ifname);
-        if node.index_of(&host).map_err(io)?.is_some() {
-            node.delete_link(&host).map_err(io)?;
-        }
-    }
-    // A masquerade rule whose pod's address is gone goes too.
-    if network.options.masquerade {
-        let mut nftables = Nftables::open().map_err(io)?;
-        let ours = format!("{}: ", network.name());
-        for (owner, _) in nftables.masquerade_rules().map_err(io)? {
-            if owner.strip_prefix(&ours).is_some_and(|attachment| !keep.iter().any(|k| k == attachment)) {
-                nftables.unmasquerade(&owner).map_err(io)?;
-            }
-        }
-    }
+    network_of(&request.config)?
+        .collect_garbage(&valid)
+        .map_err(|e| error(code::IO_FAILURE, "garbage collection failed", e.to_string()))?;
     Ok(String::new())
 }
 

@@ -151,10 +151,11 @@ impl Network {
         self.state.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
 
-    /// What names a pod's interface on this network in the node's records
-    /// (its masquerade rule's comment): the network, the pod, the interface.
-    fn owner_on_node(&self, id: &str, ifname: &str) -> String {
-        format!("{}: {id} {ifname}", self.name())
+    /// What names a pod's interface (its [`holder`]) on this network in
+    /// the node's shared records, its masquerade rule's comment: the
+    /// network's name first.
+    fn owner_on_node(&self, holder: &str) -> String {
+        format!("{}: {holder}", self.name())
     }
 
     // ANCHOR: attach
@@ -165,7 +166,7 @@ impl Network {
     /// network namespace. Undone if any step fails.
     pub fn attach(&self, id: &str, netns: &Path, ifname: &str) -> Result<Attachment> {
         let ipam = Ipam::open(&self.state, self.subnet)?;
-        let owner = format!("{id} {ifname}");
+        let owner = holder(id, ifname);
         let address = ipam.allocate(&owner)?;
         let attachment = Attachment {
             address,
@@ -221,13 +222,17 @@ impl Network {
             return Ok(());
         }
         let subnet = (self.subnet.network, self.subnet.prefix);
-        kernel::Nftables::open()?.masquerade(attachment.address, subnet, &self.owner_on_node(id, ifname))
+        kernel::Nftables::open()?.masquerade(
+            attachment.address,
+            subnet,
+            &self.owner_on_node(&holder(id, ifname)),
+        )
     }
     // ANCHOR_END: let_out
 
     fn unmasquerade(&self, id: &str, ifname: &str) -> Result<()> {
         match self.options.masquerade {
-            true => kernel::Nftables::open()?.unmasquerade(&self.owner_on_node(id, ifname)),
+            true => kernel::Nftables::open()?.unmasquerade(&self.owner_on_node(&holder(id, ifname))),
             false => Ok(()),
         }
     }
@@ -238,7 +243,33 @@ impl Network {
     pub fn detach(&self, id: &str, netns: &Path, ifname: &str) -> Result<()> {
         self.unmasquerade(id, ifname)?;
         self.unplug(&host_veth_name(id, ifname), netns, ifname)?;
-        Ipam::open(&self.state, self.subnet)?.release(&format!("{id} {ifname}"))?;
+        Ipam::open(&self.state, self.subnet)?.release(&holder(id, ifname))?;
+        Ok(())
+    }
+
+    /// Frees what no pod in `valid` (their [`holder`]s) holds: addresses,
+    /// the node's ends of their veths, their masquerade rules. What CNI
+    /// 1.1's GC asks after a crash left pods that were never detached.
+    pub fn collect_garbage(&self, valid: &[String]) -> Result<()> {
+        let ipam = Ipam::open(&self.state, self.subnet)?;
+        let node = Netlink::open()?;
+        for (_, owner) in ipam.reservations()? {
+            if valid.contains(&owner) {
+                continue;
+            }
+            ipam.release(&owner)?;
+            let (id, ifname) = owner.split_once(' ').unwrap_or((owner.as_str(), ""));
+            let host = host_veth_name(id, ifname);
+            if node.index_of(&host)?.is_some() {
+                node.delete_link(&host)?;
+            }
+        }
+        if self.options.masquerade {
+            let ours = self.owner_on_node("");
+            let valid: Vec<String> = valid.iter().map(|holder| self.owner_on_node(holder)).collect();
+            kernel::Nftables::open()?
+                .unmasquerade_where(|owner| owner.starts_with(&ours) && !valid.iter().any(|v| v == owner))?;
+        }
         Ok(())
     }
 
@@ -262,11 +293,17 @@ impl Network {
     }
 }
 
+/// Who holds an address, as host-local writes it in the address's file:
+/// the container's id and its interface's name, `ID IFNAME`.
+pub fn holder(id: &str, ifname: &str) -> String {
+    format!("{id} {ifname}")
+}
+
 /// The name of a pod's veth end on the node: "veth" and 8 hex digits of
 /// the pod's id and interface, so that a later detach finds it without any
 /// record (an interface name has at most 15 bytes).
 pub fn host_veth_name(id: &str, ifname: &str) -> String {
-    let hash = Sha256::digest(format!("{id} {ifname}").as_bytes());
+    let hash = Sha256::digest(holder(id, ifname).as_bytes());
     format!("veth{:08x}", u32::from_be_bytes([hash[0], hash[1], hash[2], hash[3]]))
 }
 

@@ -164,15 +164,17 @@ impl Netlink {
         self.run(&told, self.handle.link().change(message).execute())
     }
 
-    /// Whether `port` is a bridge port in hairpin mode, and whether the
-    /// device `name` is promiscuous (looks only).
-    pub fn bridge_modes(&self, port: &str, name: &str) -> Result<(bool, bool)> {
-        let hairpin = self.link(port)?.attributes.iter().any(|a| {
+    /// Whether `port` is a bridge port in hairpin mode (looks only).
+    pub fn hairpins(&self, port: &str) -> Result<bool> {
+        Ok(self.link(port)?.attributes.iter().any(|a| {
             matches!(a, LinkAttribute::LinkInfo(infos) if infos.iter().any(|i| matches!(i,
                 LinkInfo::PortData(InfoPortData::BridgePort(port)) if port.contains(&InfoBridgePort::HairpinMode(true)))))
-        });
-        let promiscuous = self.link(name)?.header.flags.contains(LinkFlags::Promisc);
-        Ok((hairpin, promiscuous))
+        }))
+    }
+
+    /// Whether the device `name` is promiscuous (looks only).
+    pub fn is_promiscuous(&self, name: &str) -> Result<bool> {
+        Ok(self.link(name)?.header.flags.contains(LinkFlags::Promisc))
     }
 
     /// RTM_NEWLINK setting the MTU (`ip link set NAME mtu N`).

@@ -166,27 +166,31 @@ impl Nftables {
 
     /// Removes the masquerade rules of `owner` (none is no error).
     pub fn unmasquerade(&mut self, owner: &str) -> Result<()> {
-        let handles: Vec<u64> = self
-            .masquerade_rules()?
-            .into_iter()
-            .filter(|(o, _)| o == as_kept(owner))
-            .map(|(_, h)| h)
-            .collect();
-        if handles.is_empty() {
+        self.unmasquerade_where(|kept| kept == as_kept(owner))
+    }
+
+    /// Removes, in one batch, every masquerade rule whose owner (as its
+    /// comment keeps it) `stale` says.
+    pub fn unmasquerade_where(&mut self, stale: impl Fn(&str) -> bool) -> Result<()> {
+        let rules: Vec<(String, u64)> =
+            self.masquerade_rules()?.into_iter().filter(|(o, _)| stale(o)).collect();
+        if rules.is_empty() {
             return Ok(());
         }
-        narrate!("nf_tables batch: delete rule ip {MASQUERADE_TABLE} {MASQUERADE_CHAIN} comment {owner:?}");
         let mut batch = Batch::new(self.sequence);
-        for handle in handles {
+        for (owner, handle) in &rules {
+            narrate!(
+                "nf_tables batch: delete rule ip {MASQUERADE_TABLE} {MASQUERADE_CHAIN} comment {owner:?}"
+            );
             batch.command(libc::NFT_MSG_DELRULE, 0, |m| {
                 m.text(NFTA_RULE_TABLE, MASQUERADE_TABLE);
                 m.text(NFTA_RULE_CHAIN, MASQUERADE_CHAIN);
                 m.bytes(NFTA_RULE_HANDLE, &handle.to_be_bytes());
             });
         }
-        match self.send(batch, "delete the masquerade rule") {
-            // Another DEL of the same pod may have removed it first: gone is gone.
-            Err(_) if !self.masquerade_rules()?.iter().any(|(o, _)| o == as_kept(owner)) => Ok(()),
+        match self.send(batch, "delete masquerade rules") {
+            // Another DEL of the same pod may have removed one first: gone is gone.
+            Err(_) if !self.masquerade_rules()?.iter().any(|(o, _)| stale(o)) => Ok(()),
             done => done,
         }
     }

@@ -39,6 +39,9 @@ pub struct Containerd {
     dir: PathBuf,
     process: Child,
     pub namespace: String,
+    /// Whether its CRI plugin is on (its containers are then in CRI's
+    /// namespace, k8s.io).
+    cri: bool,
     /// What appeared in the shim's shared directories since is ours.
     started: std::time::SystemTime,
     /// The cgroup its CRI pods are put under (removed with what is left).
@@ -51,8 +54,8 @@ pub struct Containerd {
 /// Where containerd and what it runs keep things at fixed paths: the CRI
 /// plugin's network namespaces and libcni's cache, runc's state for CRI's
 /// namespace.
-const FIXED_DIRS: [&str; 5] =
-    ["/var/lib/cni/results", "/var/lib/cni", "/run/containerd/runc/k8s.io", "/run/netns", "/var/run/netns"];
+const FIXED_DIRS: [&str; 4] =
+    ["/var/lib/cni/results", "/var/lib/cni", "/run/containerd/runc/k8s.io", "/run/netns"];
 
 impl Containerd {
     /// Starts one whose files are in `dir`. Without `cri`, its CRI plugin
@@ -111,6 +114,7 @@ impl Containerd {
                 Some(_) => "k8s.io".to_string(),
                 None => format!("podlab-test-{}", std::process::id()),
             },
+            cri: cri.is_some(),
             started: std::time::SystemTime::now(),
             pods_cgroup: format!("podlab-cri-{}", std::process::id()),
             absent,
@@ -146,7 +150,7 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         // Pods first, through CRI, so that containerd tears their networks
         // down (CNI DEL) and removes their network namespaces.
-        if self.namespace == "k8s.io" {
+        if self.cri {
             if let Ok(mut cri) = Cri::connect(&self.socket()) {
                 for pod in cri.pods().unwrap_or_default() {
                     let _ = cri.stop(&pod);
@@ -170,12 +174,12 @@ impl Drop for Containerd {
         // The parent group containerd names after the namespace (or the
         // one our pods were put in), which runtimes leave in place (runc
         // too), and what a failed test left in it.
-        let ours = if self.namespace == "k8s.io" { &self.pods_cgroup } else { &self.namespace };
+        let ours = if self.cri { &self.pods_cgroup } else { &self.namespace };
         for tree in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().filter_map(|e| e.ok()) {
             remove_group_tree(&tree.path().join(ours));
         }
         remove_group_tree(&Path::new("/sys/fs/cgroup").join(ours));
-        if self.namespace != "k8s.io" {
+        if !self.cri {
             let _ = std::fs::remove_dir_all(Path::new("/run/containerd/runc").join(&self.namespace));
         }
         // A task's I/O fifos and its shim's socket, left by a failed test
